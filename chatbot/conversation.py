@@ -1,0 +1,57 @@
+"""One conversation per browser session: what the model sees, trimmed to fit its context window."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from chatbot.generator import Message
+
+
+class PromptTooLongError(ValueError):
+    """Even alone, the new message does not fit the model's context window; the text is for the user."""
+
+
+@dataclass
+class Conversation:
+    system_prompt: str
+    turns: list[tuple[str, str]] = field(default_factory=list)  # completed (user, assistant) exchanges
+
+    def commit(self, user: str, assistant: str) -> None:
+        """Record a finished exchange; failed or cancelled turns are never committed."""
+        self.turns.append((user, assistant))
+
+    def clear(self) -> None:
+        self.turns.clear()
+
+    def messages(self, user: str, first_turn: int = 0) -> list[Message]:
+        out: list[Message] = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
+        for past_user, past_assistant in self.turns[first_turn:]:
+            out.append({"role": "user", "content": past_user})
+            out.append({"role": "assistant", "content": past_assistant})
+        out.append({"role": "user", "content": user})
+        return out
+
+    def prompt(self, user: str, count_tokens: Callable[[list[Message]], int], budget: int) -> list[Message]:
+        """The messages for the model: system prompt, as many of the latest turns as fit, the new message.
+
+        `budget` is the context window minus the tokens reserved for the reply. The oldest turns are dropped
+        first; the system prompt always stays.
+        """
+        # Binary search for the first turn to keep: token counts grow monotonically with kept turns.
+        low, high = 0, len(self.turns)
+        if count_tokens(self.messages(user, 0)) <= budget:
+            return self.messages(user, 0)
+        while low < high:
+            middle = (low + high) // 2
+            if count_tokens(self.messages(user, middle)) <= budget:
+                high = middle
+            else:
+                low = middle + 1
+        messages = self.messages(user, low)
+        needed = count_tokens(messages)
+        if needed > budget:
+            raise PromptTooLongError(
+                f"Your message is too long for the model: {needed} tokens with the instructions, "
+                f"and at most {budget} fit. Please shorten it.")
+        return messages

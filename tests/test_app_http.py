@@ -1,0 +1,100 @@
+"""The app as users and scripts reach it: launched on 127.0.0.1, driven over HTTP with gradio_client."""
+
+import dataclasses
+import logging
+import socket
+
+import numpy as np
+import pytest
+
+import app
+from audio.decode import decode_file
+from tests.media import speak, wer, write_wav
+
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def on_port(cfg, port: int, share: bool = False):
+    server = dataclasses.replace(cfg.server, host="127.0.0.1", port=port, share=share)
+    return dataclasses.replace(cfg, server=server)
+
+
+@pytest.fixture(scope="module")
+def server(cfg, engines):
+    cfg = on_port(cfg, free_port())
+    demo, assistant = app.create_app(cfg, engines)
+    app.launch(demo, cfg, block=False)
+    yield demo.local_url, assistant
+    demo.close()
+    assistant.store.close()
+
+
+def reply_of(history: list[dict]) -> tuple[str, str | None]:
+    """(text, audio path) of the last assistant message in a history returned by the API."""
+    content = history[-1]["content"]
+    text = " ".join(item["text"] for item in content if item.get("type") == "text")
+    files = [item["file"] for item in content if item.get("type") == "file"]
+    path = files[0]["path"] if files and isinstance(files[0], dict) else (files[0] if files else None)
+    return text, path
+
+
+def test_send_text_returns_history_and_playable_audio(server):
+    from gradio_client import Client
+
+    url, _assistant = server
+    client = Client(url, verbose=False)
+    assert {"/send_text", "/send_audio"} <= set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
+    history, audio = client.predict("Name a fruit that is yellow.", api_name="/send_text")
+    assert history[0]["role"] == "user" and history[-1]["role"] == "assistant"
+    text, in_history = reply_of(history)
+    assert text.strip() and in_history
+    samples = decode_file(audio)  # a real, decodable audio file
+    assert len(samples) / 16000 > 0.5 and np.abs(samples).max() > 0.05
+
+
+def test_send_audio_transcribes_and_replies(server, piper, tmp_path):
+    from gradio_client import Client, handle_file
+
+    url, _assistant = server
+    question = "Could you explain how a rainbow forms in the sky?"
+    recording = write_wav(tmp_path / "question.wav", *speak(piper, question))
+    history, audio = Client(url, verbose=False).predict(handle_file(str(recording)), api_name="/send_audio")
+    user_text = " ".join(item["text"] for item in history[0]["content"] if item.get("type") == "text")
+    assert wer(question, user_text) <= 0.1
+    assert reply_of(history)[0].strip() and len(decode_file(audio)) > 8000
+
+
+def test_two_clients_have_separate_conversations(server):
+    from gradio_client import Client
+
+    url, _assistant = server
+    alice, bob = Client(url, verbose=False), Client(url, verbose=False)
+    alice.predict("My secret word is Pumpernickel.", api_name="/send_text")
+    history_bob, _ = bob.predict("Hello, who are you?", api_name="/send_text")
+    assert "Pumpernickel" not in str(history_bob)
+    assert len(history_bob) == 2
+    history_alice, _ = alice.predict("What did I just tell you?", api_name="/send_text")
+    assert "Pumpernickel" in str(history_alice[0]) and len(history_alice) == 4
+
+
+def test_share_without_internet_says_so_and_keeps_serving(cfg, caplog):
+    import gradio as gr
+    import httpx
+
+    with gr.Blocks() as demo:
+        gr.Markdown("share test")
+    shared_cfg = on_port(cfg, free_port(), share=True)
+    with caplog.at_level(logging.INFO, logger="app"):
+        app.launch(demo, shared_cfg, block=False)
+    try:
+        if demo.share_url is None:  # offline, as on CI
+            assert any("no public link" in r.getMessage() for r in caplog.records)
+        assert httpx.get(demo.local_url, timeout=10).status_code == 200
+    finally:
+        demo.close()

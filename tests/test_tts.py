@@ -1,0 +1,48 @@
+import time
+
+import numpy as np
+import pytest
+
+from audio.edge_speaker import EdgeSpeaker
+from audio.tts import FallbackSpeaker, VoiceOptions
+
+pytestmark = pytest.mark.slow
+
+
+def test_piper_speaks_at_its_rate(piper):
+    chunks = list(piper.speak("Hello there. How are you today?", VoiceOptions()))
+    assert len(chunks) == 2  # one chunk per sentence
+    assert all(c.sample_rate == 22050 and c.samples.dtype == np.float32 for c in chunks)
+    seconds = sum(len(c.samples) for c in chunks) / 22050
+    faster = sum(len(c.samples) for c in piper.speak("Hello there. How are you today?", VoiceOptions(rate_percent=50)))
+    assert 1.0 < seconds < 5.0 and faster / 22050 < seconds * 0.9  # pauses are not scaled
+
+
+def test_edge_tts_real_call_fails_fast_offline_and_piper_speaks(piper):
+    """The real edge-tts request is made; with no route to Microsoft it fails within the connect timeout,
+    Piper speaks instead, the status says so, and the dead service is not retried on the next turn."""
+    edge = EdgeSpeaker("en-US-AriaNeural", (), pitch_hz=0, connect_timeout_s=3, receive_timeout_s=5)
+    speaker = FallbackSpeaker(edge, piper, retry_after_s=60)
+    assert speaker.description == "edge-tts en-US-AriaNeural (Piper joe when offline)"
+
+    started = time.perf_counter()
+    chunks = list(speaker.speak("The weather is lovely today.", VoiceOptions(voice="en-GB-SoniaNeural")))
+    first_s = time.perf_counter() - started
+    assert chunks and chunks[0].spoken_by == "Piper joe"
+    assert "edge-tts en-US-AriaNeural unavailable" in chunks[0].note and "Piper joe" in chunks[0].note
+    assert first_s < 3 + 2.0  # the connect timeout bounds it (offline DNS fails at once here)
+    assert speaker.description.startswith("Piper joe (fallback: edge-tts")
+
+    edge_calls = []
+    original = edge.speak
+    edge.speak = lambda *a, **k: edge_calls.append(1) or original(*a, **k)
+    list(speaker.speak("Second turn.", VoiceOptions()))
+    assert edge_calls == []  # within retry_after_s the dead service is skipped
+
+
+def test_edge_tts_is_tried_again_after_the_retry_period(piper):
+    edge = EdgeSpeaker("en-US-AriaNeural", (), pitch_hz=0, connect_timeout_s=1, receive_timeout_s=1)
+    speaker = FallbackSpeaker(edge, piper, retry_after_s=0.2)
+    list(speaker.speak("One.", VoiceOptions()))
+    time.sleep(0.3)
+    assert speaker.description.startswith("edge-tts")  # back to trying the configured engine

@@ -1,0 +1,98 @@
+"""Whole turns on the embedded models: text and voice in, streamed text and speech out."""
+
+import threading
+import wave
+
+import pytest
+
+from audio.speech_text import clean_for_speech
+from chatbot.turn import TurnOptions
+from tests.media import speak, wer, write_wav
+
+pytestmark = pytest.mark.slow
+
+
+def wav_seconds(path) -> float:
+    with wave.open(str(path)) as w:
+        return w.getnframes() / w.getframerate()
+
+
+def test_text_turn_streams_then_speaks(assistant):
+    session = assistant.new_session()
+    updates = list(assistant.text_turn(session, "Tell me a short fact about the ocean."))
+
+    streamed = [u for u in updates if u.stage == "thinking" and u.messages[-1]["content"]]
+    assert len(streamed) >= 3, "the reply should arrive in several streamed pieces"
+    lengths = [len(u.messages[-1]["content"]) for u in streamed]
+    assert lengths == sorted(lengths) and lengths[0] < lengths[-1]  # text grows as tokens arrive
+
+    final = updates[-1]
+    assert final.stage == "done" and final.audio is not None and final.audio.parent == assistant.store.root
+    reply_text, audio_item = final.messages[-1]["content"]
+    assert reply_text.strip() and audio_item == {"path": str(final.audio)}  # audio in the same message
+    words = len(clean_for_speech(reply_text).split())
+    assert 0.15 * words < wav_seconds(final.audio) < 1.2 * words + 2  # plausible for the words spoken
+    assert final.messages[0] == {"role": "user", "content": "Tell me a short fact about the ocean."}
+    assert session.conversation.turns == [("Tell me a short fact about the ocean.", reply_text)]
+
+
+def test_speech_falls_back_to_piper_and_the_status_says_so(assistant):
+    session = assistant.new_session()
+    final = list(assistant.text_turn(session, "Say hello."))[-1]
+    assert final.audio is not None
+    assert "spoken by Piper joe" in final.notice
+    assert "TTS Piper joe (fallback: edge-tts en-US-AriaNeural unavailable)" in assistant.status_line()
+
+
+def test_voice_turn_shows_transcript_with_audio_then_replies(assistant, piper, tmp_path):
+    question = "What is the weather like in London today?"
+    recording = write_wav(tmp_path / "question.wav", *speak(piper, question))
+    updates = list(assistant.voice_turn(assistant.new_session(), recording))
+
+    assert updates[0].stage == "transcribing"
+    final = updates[-1]
+    assert final.stage == "done" and final.audio is not None
+    transcript, user_audio = final.messages[0]["content"]
+    assert wer(question, transcript) <= 0.1 and user_audio == {"path": str(recording)}
+    assert final.messages[1]["role"] == "assistant" and final.messages[1]["content"][0].strip()
+    assert final.timings["stt_s"] > 0 and final.timings["first_token_s"] > 0
+
+
+def test_two_sessions_never_see_each_other(assistant):
+    sessions = [assistant.new_session(), assistant.new_session()]
+    secrets = ["My cat is called Pumpernickel.", "My dog is called Zanzibar."]
+
+    def run(i):
+        for _ in assistant.text_turn(sessions[i], secrets[i], TurnOptions(speak=False)):
+            pass
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for i, other in ((0, 1), (1, 0)):
+        shown = str(sessions[i].messages)
+        assert secrets[i] in shown and secrets[other] not in shown
+        prompt = sessions[i].conversation.messages("next")
+        assert secrets[other] not in str(prompt)
+
+
+def test_bad_input_ends_the_turn_with_a_message_and_keeps_the_session(assistant, tmp_path):
+    session = assistant.new_session()
+    (empty,) = list(assistant.text_turn(session, "   "))
+    assert empty.stage == "failed" and "Type a message" in empty.notice and session.messages == []
+
+    junk = tmp_path / "voice.webm"
+    junk.write_bytes(b"not audio at all" * 100)
+    final = list(assistant.voice_turn(session, junk))[-1]
+    assert final.stage == "failed" and "could not be read" in final.notice
+    assert session.messages[0]["content"] == [{"path": str(junk)}]  # the user's message stays
+    assert "Not answered" in str(session.messages[1])
+
+    silence = write_wav(tmp_path / "silence.wav", 16000, __import__("numpy").zeros(16000 * 2))
+    final = list(assistant.voice_turn(session, silence))[-1]
+    assert final.stage == "failed" and "No speech" in final.notice
+
+    ok = list(assistant.text_turn(session, "Hello!", TurnOptions(speak=False)))[-1]
+    assert ok.stage == "done"  # the same session goes on
