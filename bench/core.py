@@ -65,7 +65,7 @@ def timed_turn(client, payload, api_name: str) -> dict:
     job = client.submit(payload, api_name=api_name)
     for history, _audio in job:
         now = time.perf_counter() - started
-        if history and history[0]["role"] == "user" and has_text(history[0]):
+        if api_name == "/send_audio" and history and has_text(history[0]):
             marks.setdefault("transcript_s", now)
         if history and history[-1]["role"] == "assistant" and has_text(history[-1]):
             marks.setdefault("first_text_s", now)

@@ -179,5 +179,6 @@ class Assistant:
             return
         timings["tts_s"] = time.perf_counter() - started
         timings["speech_audio_s"] = len(samples) / chunks[0].sample_rate
+        log.info("turn done: %s", " ".join(f"{k}={v:.2f}" for k, v in timings.items()))
         session.messages[reply_index] = {"role": "assistant", "content": [reply, {"path": str(path)}]}
         yield TurnUpdate(list(session.messages), "done", audio=path, notice=chunks[0].note, timings=dict(timings))
