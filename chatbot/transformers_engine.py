@@ -65,11 +65,14 @@ def load_causal_lm(source: str | Path, *, device: str, dtype: torch.dtype, atten
 
 
 class _Cancelled(StoppingCriteria):
-    def __init__(self, event: threading.Event):
-        self.event = event
+    """Stops generation at the next token once any of the events is set."""
+
+    def __init__(self, *events: threading.Event):
+        self.events = events
 
     def __call__(self, input_ids: torch.LongTensor, scores, **kwargs) -> torch.BoolTensor:
-        return torch.full((input_ids.shape[0],), self.event.is_set(), dtype=torch.bool, device=input_ids.device)
+        stop = any(event.is_set() for event in self.events)
+        return torch.full((input_ids.shape[0],), stop, dtype=torch.bool, device=input_ids.device)
 
 
 class TransformersGenerator:
@@ -98,7 +101,7 @@ class TransformersGenerator:
     def count_tokens(self, messages: list[Message]) -> int:
         return int(self.prompt_ids(messages).shape[-1])
 
-    def _generate_kwargs(self, input_ids: torch.Tensor, streamer, cancel: threading.Event) -> dict:
+    def _generate_kwargs(self, input_ids: torch.Tensor, streamer, *stops: threading.Event) -> dict:
         s = self.settings
         sampling = s.temperature > 0
         kwargs = dict(
@@ -108,7 +111,7 @@ class TransformersGenerator:
             do_sample=sampling,
             repetition_penalty=s.repetition_penalty,
             streamer=streamer,
-            stopping_criteria=StoppingCriteriaList([_Cancelled(cancel)]),
+            stopping_criteria=StoppingCriteriaList([_Cancelled(*stops)]),
             pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id,
         )
         if sampling:
@@ -118,35 +121,37 @@ class TransformersGenerator:
         return kwargs
 
     def stream(self, messages: list[Message], cancel: threading.Event | None = None) -> Iterator[str]:
-        cancel = cancel or threading.Event()
+        cancel = cancel or threading.Event()  # the caller's: Stop, a new message
+        closed = threading.Event()  # ours: the consumer stopped reading
         input_ids = self.prompt_ids(messages).to(self.model.device)
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True,
                                         timeout=_TOKEN_TIMEOUT_S)
         failure: list[BaseException] = []
 
         def generate() -> None:
+            # The model lock is held by this thread, not by the consumer: a consumer that stops pulling (a
+            # cancelled web request) cannot keep the model locked; cancel or max_new_tokens ends this thread.
             try:
-                with torch.inference_mode():
-                    self.model.generate(**self._generate_kwargs(input_ids, streamer, cancel))
+                with self._lock, torch.inference_mode():
+                    self.model.generate(**self._generate_kwargs(input_ids, streamer, cancel, closed))
             except BaseException as e:  # re-raised in the consumer's thread below
                 failure.append(e)
+                if self._device == "cuda":
+                    torch.cuda.empty_cache()  # after an out-of-memory error the next turn starts clean
                 streamer.end()  # wake the consumer; generate() did not get to end the stream
 
-        with self._lock:
-            worker = threading.Thread(target=generate, name="llm-generate", daemon=True)
-            worker.start()
-            try:
-                for delta in streamer:
-                    if failure:
-                        break
-                    if delta:
-                        yield delta
-            finally:
-                # Reached on completion, on an error, and when the consumer stops early (Stop button, closed
-                # tab): generation is told to stop and is waited for, so no orphan keeps the model busy.
-                cancel.set()
-                worker.join()
-                if failure and self._device == "cuda":
-                    torch.cuda.empty_cache()  # after an out-of-memory error the next turn starts clean
+        worker = threading.Thread(target=generate, name="llm-generate", daemon=True)
+        worker.start()
+        try:
+            for delta in streamer:
+                if failure:
+                    break
+                if delta:
+                    yield delta
+        finally:
+            # Reached on completion, on an error, and when the consumer closes the stream early (Stop, a
+            # closed tab): generation is told to stop and is waited for, so no orphan keeps the model busy.
+            closed.set()
+            worker.join()
         if failure:
             raise failure[0]

@@ -16,15 +16,18 @@ from typing import Iterator
 import numpy as np
 
 from audio.decode import AudioDecodeError, decode_file
-from audio.speech_text import cap_for_speech, clean_for_speech, speakable
 from audio.store import AudioStore
-from audio.tts import VoiceOptions
+from audio.decode import decode_array
+from audio.sentences import SentenceSplitter
+from audio.tts import SpeechChunk, VoiceOptions
 from chatbot.conversation import Conversation, PromptTooLongError
 from chatbot.engines import Engines
+from chatbot.speech_worker import SpeechWorker
 
 log = logging.getLogger(__name__)
 
 SPEECH_CAP_NOTICE = "The rest of the answer is in the chat."
+STOPPED_MARK = " ⏹️"
 
 
 @dataclass
@@ -33,9 +36,19 @@ class ChatSession:
 
     conversation: Conversation
     messages: list[dict] = field(default_factory=list)  # the chat panel: {"role", "content"} dicts
-    cancel: threading.Event = field(default_factory=threading.Event)
+    cancel: threading.Event = field(default_factory=threading.Event)  # the running turn's
+
+    def begin_turn(self) -> threading.Event:
+        """Stop the turn still running (a new message interrupts the old reply) and start a new one."""
+        self.cancel.set()
+        self.cancel = threading.Event()
+        return self.cancel
+
+    def stop(self) -> None:
+        self.cancel.set()
 
     def clear(self) -> None:
+        self.stop()
         self.conversation.clear()
         self.messages.clear()
 
@@ -50,20 +63,23 @@ class TurnOptions:
 @dataclass(frozen=True)
 class TurnUpdate:
     messages: list[dict]  # a snapshot of the chat panel
-    stage: str  # "transcribing" | "thinking" | "speaking" | "done" | "failed"
-    audio: Path | None = None  # the reply's audio file, once spoken
+    stage: str  # "transcribing" | "thinking" | "speaking" | "done" | "failed" | "stopped"
+    audio: Path | None = None  # the whole reply's audio file, once spoken
+    speech: tuple[SpeechChunk, ...] = ()  # audio made since the previous update, to play at once
     notice: str = ""  # something the user should be told (a fallback, an error), in plain words
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage, for logs and benchmarks
 
 
 class Assistant:
     def __init__(self, engines: Engines, store: AudioStore, *, system_prompt: str, max_speech_chars: int,
-                 default_rate_percent: int = 0):
+                 default_rate_percent: int = 0, first_piece_chars: int = 20, piece_chars: int = 200):
         self.engines = engines
         self.store = store
         self.system_prompt = system_prompt
         self.max_speech_chars = max_speech_chars
         self.default_rate_percent = default_rate_percent
+        self.first_piece_chars = first_piece_chars  # speech starts once this much of a first clause exists
+        self.piece_chars = piece_chars  # a sentence longer than this is spoken in parts
 
     def new_session(self) -> ChatSession:
         return ChatSession(Conversation(self.system_prompt))
@@ -78,14 +94,17 @@ class Assistant:
         if not text:
             yield TurnUpdate(list(session.messages), "failed", notice="Type a message first.")
             return
+        cancel = session.begin_turn()
         session.messages.append({"role": "user", "content": text})
-        yield from self._reply(session, text, options, timings={})
+        yield from self._reply(session, text, options, cancel, timings={}, started=time.perf_counter())
 
     def voice_turn(self, session: ChatSession, audio_path: str | Path | None,
                    options: TurnOptions = TurnOptions()) -> Iterator[TurnUpdate]:
         if not audio_path:
             yield TurnUpdate(list(session.messages), "failed", notice="Record or upload some audio first.")
             return
+        turn_started = time.perf_counter()
+        cancel = session.begin_turn()
         audio_path = str(audio_path)
         session.messages.append({"role": "user", "content": [{"path": audio_path}]})
         user_index = len(session.messages) - 1
@@ -108,7 +127,7 @@ class Assistant:
             yield self._failed(session, "No speech was heard in that recording. Please try again.")
             return
         session.messages[user_index] = {"role": "user", "content": [transcript.text, {"path": audio_path}]}
-        yield from self._reply(session, transcript.text, options, timings)
+        yield from self._reply(session, transcript.text, options, cancel, timings, turn_started)
 
     # -- stages --------------------------------------------------------------------------------------------
 
@@ -119,8 +138,12 @@ class Assistant:
                                  "metadata": {"title": "Not answered"}})
         return TurnUpdate(list(session.messages), "failed", notice=message)
 
-    def _reply(self, session: ChatSession, user_text: str, options: TurnOptions,
-               timings: dict[str, float]) -> Iterator[TurnUpdate]:
+    def _reply(self, session: ChatSession, user_text: str, options: TurnOptions, cancel: threading.Event,
+               timings: dict[str, float], started: float) -> Iterator[TurnUpdate]:
+        """Stream the reply into the chat and, sentence by sentence, into speech while it is generated.
+
+        `started` is when the user's input was complete: time-to-first-audio counts from there.
+        """
         generator = self.engines.generator
         budget = generator.context_window - generator.settings.max_new_tokens
         try:
@@ -132,53 +155,98 @@ class Assistant:
         reply_index = len(session.messages) - 1
         yield TurnUpdate(list(session.messages), "thinking", timings=dict(timings))
 
-        session.cancel.clear()
-        started = time.perf_counter()
+        splitter = SentenceSplitter(max_chars=self.piece_chars, first_min_chars=self.first_piece_chars)
+        speech = SpeechWorker(self.engines.speaker, options.voice, cancel, max_chars=self.max_speech_chars,
+                              cap_notice=SPEECH_CAP_NOTICE) if options.speak else None
+        spoken: list[SpeechChunk] = []
+        generate_started = time.perf_counter()
         reply = ""
         pieces = 0
         try:
-            for delta in generator.stream(prompt, session.cancel):
+            for delta in generator.stream(prompt, cancel):
                 if pieces == 0:
                     timings["first_token_s"] = time.perf_counter() - started
                 pieces += 1
                 reply += delta
+                new_audio: list[SpeechChunk] = []
+                if speech:
+                    for piece in splitter.feed(delta):
+                        speech.submit(piece)
+                    new_audio = speech.ready()
+                    spoken += new_audio
                 session.messages[reply_index] = {"role": "assistant", "content": reply}
-                yield TurnUpdate(list(session.messages), "thinking", timings=dict(timings))
+                yield TurnUpdate(list(session.messages), "thinking", speech=tuple(new_audio), timings=dict(timings))
         except Exception as e:
+            if speech:
+                speech.stop()
             log.exception("generation failed")
             del session.messages[reply_index]
             yield self._failed(session, f"The model failed to answer ({type(e).__name__}). Please try again.")
             return
-        timings["generate_s"] = time.perf_counter() - started
+        timings["generate_s"] = time.perf_counter() - generate_started
         timings["pieces"] = pieces
         reply = reply.strip()
+        if cancel.is_set():
+            yield from self._stopped(session, user_text, reply, reply_index, speech, timings)
+            return
         if not reply:
+            if speech:
+                speech.stop()
             del session.messages[reply_index]
             yield self._failed(session, "The model gave an empty answer. Please rephrase and try again.")
             return
         session.messages[reply_index] = {"role": "assistant", "content": reply}
         session.conversation.commit(user_text, reply)
-
-        speech = clean_for_speech(reply)
-        if not options.speak or not speakable(speech):
+        if speech is None:
             yield TurnUpdate(list(session.messages), "done", timings=dict(timings))
             return
-        speech, _capped = cap_for_speech(speech, self.max_speech_chars, SPEECH_CAP_NOTICE)
+
+        for piece in splitter.flush():
+            speech.submit(piece)
         yield TurnUpdate(list(session.messages), "speaking", timings=dict(timings))
-        started = time.perf_counter()
-        try:
-            chunks = list(self.engines.speaker.speak(speech, options.voice))
-            if not chunks:
-                raise RuntimeError("the speech engine produced no audio")
-            samples = np.concatenate([c.samples for c in chunks])
-            path = self.store.save_wav(chunks[0].sample_rate, samples)
-        except Exception as e:
-            log.exception("speech failed")
-            yield TurnUpdate(list(session.messages), "done", timings=dict(timings),
-                             notice=f"The answer could not be spoken ({type(e).__name__}); it is in the chat.")
+        for chunk in speech.drain():
+            spoken.append(chunk)
+            yield TurnUpdate(list(session.messages), "speaking", speech=(chunk,), timings=dict(timings))
+        if cancel.is_set():
+            yield from self._stopped(session, user_text, reply, reply_index, None, timings, committed=True)
             return
-        timings["tts_s"] = time.perf_counter() - started
-        timings["speech_audio_s"] = len(samples) / chunks[0].sample_rate
+        if speech.first_audio_at is not None:
+            timings["first_audio_s"] = speech.first_audio_at - started
+        if speech.error is not None or not spoken:
+            notice = (f"The answer could not be spoken ({type(speech.error).__name__}); it is in the chat."
+                      if speech.error is not None else "")
+            yield TurnUpdate(list(session.messages), "done", notice=notice, timings=dict(timings))
+            return
+        try:
+            path = self._save(spoken)
+        except OSError as e:
+            log.exception("could not save the reply audio")
+            yield TurnUpdate(list(session.messages), "done", timings=dict(timings),
+                             notice=f"The answer's audio could not be saved ({e.strerror or e}); it is in the chat.")
+            return
+        timings["total_s"] = time.perf_counter() - started
+        timings["speech_audio_s"] = sum(len(c.samples) / c.sample_rate for c in spoken)
+        timings["tts_s"] = speech.synth_s
         log.info("turn done: %s", " ".join(f"{k}={v:.2f}" for k, v in timings.items()))
         session.messages[reply_index] = {"role": "assistant", "content": [reply, {"path": str(path)}]}
-        yield TurnUpdate(list(session.messages), "done", audio=path, notice=chunks[0].note, timings=dict(timings))
+        notes = [c.note for c in spoken if c.note]
+        yield TurnUpdate(list(session.messages), "done", audio=path, notice=notes[0] if notes else "",
+                         timings=dict(timings))
+
+    def _stopped(self, session: ChatSession, user_text: str, reply: str, reply_index: int,
+                 speech: SpeechWorker | None, timings: dict[str, float], committed: bool = False):
+        """The user stopped the turn (or started another): keep what was said, mark it, free everything."""
+        if speech:
+            speech.stop()
+        if reply and not committed:
+            session.conversation.commit(user_text, reply)
+        if reply_index < len(session.messages):
+            session.messages[reply_index] = {"role": "assistant", "content": (reply or "") + STOPPED_MARK}
+        log.info("turn stopped after %s", " ".join(f"{k}={v:.2f}" for k, v in timings.items()))
+        yield TurnUpdate(list(session.messages), "stopped", timings=dict(timings))
+
+    def _save(self, chunks: list[SpeechChunk]) -> Path:
+        """One WAV of the whole reply, for replay from the chat (pieces from different engines are resampled)."""
+        rate = chunks[0].sample_rate
+        parts = [c.samples if c.sample_rate == rate else decode_array(c.sample_rate, c.samples, rate) for c in chunks]
+        return self.store.save_wav(rate, np.concatenate(parts))

@@ -1,18 +1,23 @@
 """The Gradio Blocks UI. It only wires events to the `Assistant`; no model logic lives here.
 
-Named API endpoints (callable with gradio_client):
-  /send_text  (message, voice, rate_percent) -> (chat history, reply audio file)
-  /send_audio (audio file, voice, rate_percent) -> (chat history, reply audio file)
+In the browser, a reply's speech streams into an autoplaying player sentence by sentence while the text is
+still being generated; the whole reply's audio is kept in the chat message for replay.
+
+Named API endpoints (callable with gradio_client), each returning (chat history, the reply's audio file):
+  /send_text  (message, voice, rate_percent)
+  /send_audio (audio file, voice, rate_percent)
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Callable, Iterator
+from typing import Iterator
 
 import gradio as gr
+import numpy as np
 
-from audio.tts import VoiceOptions
+from audio.decode import decode_array
+from audio.tts import SpeechChunk, VoiceOptions
 from chatbot.turn import Assistant, ChatSession, TurnOptions, TurnUpdate
 
 log = logging.getLogger(__name__)
@@ -20,6 +25,8 @@ log = logging.getLogger(__name__)
 CSS = """
 #status-line { font-size: 0.85em; opacity: 0.8; }
 """
+# Runs in the browser on a new turn, Stop and Clear: silence whatever reply is still playing.
+_PAUSE_AUDIO_JS = "() => { document.querySelectorAll('audio').forEach(a => a.pause()); }"
 
 
 def _status_markdown(assistant: Assistant) -> str:
@@ -27,19 +34,37 @@ def _status_markdown(assistant: Assistant) -> str:
     return f"`{assistant.status_line()}`{notes}"
 
 
-def _forward(updates: Iterator[TurnUpdate], session: ChatSession):
-    """Turn updates -> (chat history, audio, session) for Gradio; notices become toasts."""
+def _pcm(chunks: tuple[SpeechChunk, ...]) -> tuple[int, np.ndarray]:
+    """New speech chunks as one (sample_rate, int16) block for the streaming player."""
+    rate = chunks[0].sample_rate
+    parts = [c.samples if c.sample_rate == rate else decode_array(c.sample_rate, c.samples, rate) for c in chunks]
+    return rate, (np.clip(np.concatenate(parts), -1, 1) * 32767).astype(np.int16)
+
+
+def _toasts(update: TurnUpdate, shown: set[str]) -> None:
+    if update.notice and update.notice not in shown:
+        shown.add(update.notice)
+        gr.Warning(update.notice)
+
+
+def _to_player(updates: Iterator[TurnUpdate], session: ChatSession):
+    """For the browser: (chat history, new speech for the streaming player or skip, session)."""
     shown: set[str] = set()
     for update in updates:
-        if update.notice and update.notice not in shown:
-            shown.add(update.notice)
-            gr.Warning(update.notice)
+        _toasts(update, shown)
+        yield update.messages, (_pcm(update.speech) if update.speech else gr.skip()), session
+
+
+def _to_file(updates: Iterator[TurnUpdate], session: ChatSession):
+    """For API clients: (chat history, the whole reply's audio file once spoken, session)."""
+    shown: set[str] = set()
+    for update in updates:
+        _toasts(update, shown)
         yield update.messages, (str(update.audio) if update.audio else None), session
 
 
 def build_ui(assistant: Assistant, *, title: str = "Voice Chatbot") -> gr.Blocks:
-    speaker = assistant.engines.speaker
-    voices = speaker.voices()
+    voices = assistant.engines.speaker.voices()
 
     def options(voice: str | None, rate_percent: float | None) -> TurnOptions:
         return TurnOptions(voice=VoiceOptions(voice=voice or None, rate_percent=int(rate_percent or 0)))
@@ -47,57 +72,83 @@ def build_ui(assistant: Assistant, *, title: str = "Voice Chatbot") -> gr.Blocks
     def session_of(session: ChatSession | None) -> ChatSession:
         return session if session is not None else assistant.new_session()
 
-    def send_text(message: str, session: ChatSession | None, voice: str, rate_percent: float):
+    def text_turn(message, session, voice, rate_percent):
         session = session_of(session)
-        yield from _forward(assistant.text_turn(session, message, options(voice, rate_percent)), session)
+        return assistant.text_turn(session, message, options(voice, rate_percent)), session
 
-    def send_audio(audio_path: str | None, session: ChatSession | None, voice: str, rate_percent: float):
+    def voice_turn(audio_path, session, voice, rate_percent):
         session = session_of(session)
-        yield from _forward(assistant.voice_turn(session, audio_path, options(voice, rate_percent)), session)
+        return assistant.voice_turn(session, audio_path, options(voice, rate_percent)), session
+
+    def ui_send_text(*args):
+        yield from _to_player(*text_turn(*args))
+
+    def ui_send_audio(*args):
+        yield from _to_player(*voice_turn(*args))
+
+    def send_text(*args):
+        yield from _to_file(*text_turn(*args))
+
+    def send_audio(*args):
+        yield from _to_file(*voice_turn(*args))
+
+    def stop(session: ChatSession | None) -> None:
+        if session is not None:
+            session.stop()
 
     def clear(session: ChatSession | None):
         if session is not None:
             session.clear()
-        return session, [], None
+        return session, []
 
-    status_of: Callable[[], str] = lambda: _status_markdown(assistant)  # noqa: E731
+    def status() -> str:
+        return _status_markdown(assistant)
 
     with gr.Blocks(title=title, delete_cache=(600, int(assistant.store.max_age_s))) as demo:
-        session = gr.State(None)  # a ChatSession per browser tab, created on its first turn
+        session = gr.State(None)  # a ChatSession per browser tab or API client, created on its first turn
         gr.Markdown(f"## 🎙️ {title}\nType and press Enter, or record / upload your voice. "
-                    "Answers stream into the chat and are spoken back.")
+                    "Answers stream into the chat and are spoken back as they are written.")
         chatbot = gr.Chatbot(label="Conversation", height=480, buttons=["copy"], feedback_options=None,
                              placeholder="Ask anything: a translation, an everyday question, an explanation.")
         with gr.Row(equal_height=True):
             message = gr.Textbox(label="Message", placeholder="Type a message and press Enter",
                                  lines=1, max_lines=6, scale=5, autofocus=True)
             send = gr.Button("Send", variant="primary", scale=1, min_width=80)
-        pending = gr.Textbox(visible=False, label="message")  # what /send_text receives
+            stop_button = gr.Button("Stop", variant="stop", scale=1, min_width=80)
         with gr.Row():
             voice_in = gr.Audio(label="Speak or upload audio (sends when recording stops or the upload lands)",
                                 sources=["microphone", "upload"], type="filepath", scale=3)
-            reply_audio = gr.Audio(label="Spoken answer", type="filepath", autoplay=True, interactive=False,
-                                   scale=2)
+            player = gr.Audio(label="Spoken answer", streaming=True, autoplay=True, interactive=False, scale=2)
         with gr.Row():
             voice = gr.Dropdown(voices, value=voices[0] if voices else None, label="Voice",
                                 allow_custom_value=True, scale=2)
             rate = gr.Slider(-50, 100, value=assistant.default_rate_percent, step=5,
                              label="Speaking rate (% faster)", scale=2)
             clear_button = gr.Button("Clear", variant="secondary", scale=1, min_width=80)
-        status = gr.Markdown(status_of(), elem_id="status-line")
+        status_line = gr.Markdown(status(), elem_id="status-line")
 
-        turn_outputs = [chatbot, reply_audio, session]
-        gr.on(
-            [message.submit, send.click], lambda text: ("", text), [message], [message, pending],
-            queue=False, api_visibility="private",
-        ).then(
-            send_text, [pending, session, voice, rate], turn_outputs, api_name="send_text",
-        ).then(status_of, None, status, api_visibility="private")
-        gr.on(
-            [voice_in.stop_recording, voice_in.upload], send_audio, [voice_in, session, voice, rate],
-            turn_outputs, api_name="send_audio",
-        ).then(
-            lambda: None, None, voice_in, api_visibility="private",
-        ).then(status_of, None, status, api_visibility="private")
-        clear_button.click(clear, [session], [session, chatbot, reply_audio], api_visibility="private")
+        # API-only twins of the two turns: the same turn, returning the whole reply's audio as a file.
+        pending = gr.Textbox(visible=False, label="message")
+        api_audio = gr.Audio(visible=False, type="filepath", label="reply audio")
+        api_text_trigger = gr.Button(visible=False)
+        api_audio_trigger = gr.Button(visible=False)
+        api_text_trigger.click(send_text, [pending, session, voice, rate], [chatbot, api_audio, session],
+                               api_name="send_text")
+        api_audio_trigger.click(send_audio, [voice_in, session, voice, rate], [chatbot, api_audio, session],
+                                api_name="send_audio")
+
+        private = {"api_visibility": "private"}
+        gr.on([message.submit, send.click], lambda text: ("", text), [message], [message, pending],
+              queue=False, **private
+              ).then(ui_send_text, [pending, session, voice, rate], [chatbot, player, session],
+                     api_name="stream_text", api_visibility="undocumented",  # callable: the latency benchmark
+              ).then(status, None, status_line, **private)
+        gr.on([voice_in.stop_recording, voice_in.upload], ui_send_audio, [voice_in, session, voice, rate],
+              [chatbot, player, session], api_name="stream_audio", api_visibility="undocumented",
+              ).then(lambda: None, None, voice_in, **private
+              ).then(status, None, status_line, **private)
+        stop_button.click(stop, [session], None, queue=False, **private)
+        clear_button.click(clear, [session], [session, chatbot], queue=False, **private)
+        gr.on([message.submit, send.click, stop_button.click, clear_button.click, voice_in.stop_recording,
+               voice_in.upload], None, None, None, js=_PAUSE_AUDIO_JS, **private)
     return demo
