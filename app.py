@@ -78,8 +78,7 @@ def create_app(cfg: Config, engines=None):
 
     engines = engines or build_engines(cfg)
     store = AudioStore(cfg.files.audio_dir or None, cfg.files.max_age_s)
-    assistant = Assistant(engines, store, system_prompt=cfg.llm.system_prompt, max_speech_chars=cfg.tts.max_chars,
-                          default_rate_percent=cfg.tts.rate_percent)
+    assistant = Assistant.from_config(cfg, engines, store)
     demo = build_ui(assistant)
     demo.queue(default_concurrency_limit=cfg.server.concurrency, max_size=cfg.server.queue_size)
     return demo, assistant
@@ -88,12 +87,19 @@ def create_app(cfg: Config, engines=None):
 def launch(demo, cfg: Config, *, block: bool = True):
     from chatbot.ui import CSS
 
+    auth = None
+    if cfg.server.auth_user and cfg.server.auth_password:
+        auth = [(cfg.server.auth_user, cfg.server.auth_password)]
+    elif cfg.server.share:
+        log.warning("sharing without a login: anyone with the link can use this app; set server.auth_user and "
+                    "CHATBOT__SERVER__AUTH_PASSWORD to require one")
     demo.launch(
         server_name=cfg.server.host,
         server_port=cfg.server.port,
         share=cfg.server.share,
         max_file_size=f"{cfg.server.max_upload_mb}mb",
         css=CSS,
+        auth=auth,
         footer_links=["gradio", "settings"],
         prevent_thread_lock=not block,
         quiet=True,

@@ -3,12 +3,41 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
-from typing import Iterator
+import threading
+from typing import Awaitable, Callable, Iterator
 
 from audio.decode import decode_bytes
 from audio.embedded import require
 from audio.tts import SpeechChunk, VoiceOptions
+
+log = logging.getLogger(__name__)
+
+
+def run_coroutine(make_coroutine: Callable[[], Awaitable], timeout_s: float):
+    """Run an edge-tts coroutine to completion, within `timeout_s`, from synchronous code.
+
+    It runs on a thread of its own with a fresh event loop, so it works whether or not the calling thread
+    already runs a loop (a web server's worker thread does not; some test drivers' main threads do).
+    """
+    outcome: dict = {}
+
+    def target() -> None:
+        loop = asyncio.new_event_loop()
+        try:
+            outcome["value"] = loop.run_until_complete(asyncio.wait_for(make_coroutine(), timeout=timeout_s))
+        except BaseException as e:  # handed to the caller's thread
+            outcome["error"] = e
+        finally:
+            loop.close()
+
+    thread = threading.Thread(target=target, name="edge-tts", daemon=True)
+    thread.start()
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
 
 EDGE_SAMPLE_RATE = 24_000  # Hz: edge-tts streams 24 kHz MP3
 
@@ -19,12 +48,21 @@ class EdgeSpeaker:
         self._edge_tts = require("edge_tts", "edge-tts", "The edge-tts engine")
         self._voice = voice
         self._voices = list(dict.fromkeys((voice, *voices)))
+        self._listed = False  # the service's full voice list is asked for once, on first use
         self._pitch = f"{pitch_hz:+d}Hz"
         self._connect_timeout_s = connect_timeout_s
         self._receive_timeout_s = receive_timeout_s
         self.description = f"edge-tts {voice}"
 
     def voices(self) -> list[str]:
+        """The configured voices first, then every voice the service lists (when it can be reached)."""
+        if not self._listed:
+            self._listed = True
+            try:
+                listed = run_coroutine(self._edge_tts.list_voices, self._connect_timeout_s)
+                self._voices = list(dict.fromkeys([*self._voices, *sorted(v["ShortName"] for v in listed)]))
+            except Exception as e:  # offline: the configured voices are offered
+                log.info("edge-tts voice list unavailable (%s): offering the configured voices", type(e).__name__)
         return list(self._voices)
 
     async def _fetch_mp3(self, text: str, voice: str, rate_percent: int) -> bytes:
@@ -41,13 +79,7 @@ class EdgeSpeaker:
 
     def speak(self, text: str, options: VoiceOptions) -> Iterator[SpeechChunk]:
         voice = options.voice or self._voice
-        # Own event loop: this runs in a worker thread of the web server, never inside a running loop.
         # The overall bound covers a service that accepts the connection and then trickles bytes.
         deadline = self._connect_timeout_s + 4 * self._receive_timeout_s
-        loop = asyncio.new_event_loop()
-        try:
-            mp3 = loop.run_until_complete(
-                asyncio.wait_for(self._fetch_mp3(text, voice, options.rate_percent), timeout=deadline))
-        finally:
-            loop.close()
+        mp3 = run_coroutine(lambda: self._fetch_mp3(text, voice, options.rate_percent), deadline)
         yield SpeechChunk(EDGE_SAMPLE_RATE, decode_bytes(mp3, EDGE_SAMPLE_RATE), f"edge-tts {voice}")

@@ -29,6 +29,10 @@ class FasterWhisperTranscriber:
         self._lock = threading.Lock()  # one decode at a time per model: CPU cores are the bottleneck anyway
         self.description = f"faster-whisper {label} · {device} {compute_type}"
 
+    def languages(self) -> list[str]:
+        codes = self._model.supported_languages
+        return ["auto", *codes] if len(codes) > 1 else list(codes)
+
     def transcribe(self, audio: np.ndarray, language: str | None = None) -> Transcript:
         language = language or self._language
         with self._lock:

@@ -56,6 +56,13 @@ class OpenAIWhisperTranscriber:
         precision = "fp16" if device == "cuda" else "fp32"
         self.description = f"openai-whisper {label} · {device} {precision}"
 
+    def languages(self) -> list[str]:
+        if not self._model.is_multilingual:
+            return ["en"]
+        from whisper.tokenizer import LANGUAGES
+
+        return ["auto", *LANGUAGES]
+
     def transcribe(self, audio: np.ndarray, language: str | None = None) -> Transcript:
         language = language or self._language
         speech = speech_only(audio) if self._vad_filter else audio

@@ -3,7 +3,8 @@
 A piece ends at a sentence end (. ! ? and their CJK forms, followed by a space), at a line break, or, when a
 sentence runs long, at a clause boundary (, ; : or a dash). It does not end at "e.g.", "Dr.", "U.S.", "3.14",
 an ellipsis or a list number. Fenced code is held until its fence closes, so that the cleaning step can drop
-it whole. The first piece may end at a clause boundary early, so that speech starts as soon as possible.
+it whole. The first piece may end early, at a clause boundary or after a few words, so that speech starts
+as soon as possible.
 """
 
 from __future__ import annotations
@@ -38,9 +39,10 @@ def _ends_sentence(text: str, end: int) -> bool:
 
 
 class SentenceSplitter:
-    def __init__(self, max_chars: int = 200, first_min_chars: int = 20):
+    def __init__(self, max_chars: int = 200, first_min_chars: int = 15, first_max_words: int = 5):
         self.max_chars = max_chars  # a piece longer than this is cut at a clause boundary, else a space
         self.first_min_chars = first_min_chars  # the first piece may end at a clause after this many chars
+        self.first_max_words = first_max_words  # ...and, failing a clause, after this many whole words
         self._buffer = ""
         self._emitted = 0
 
@@ -68,6 +70,11 @@ class SentenceSplitter:
             clause = [m.end() for m in _CLAUSE_END.finditer(text) if m.end() >= self.first_min_chars]
             if clause:
                 return clause[0]
+            # No clause yet: speak the first words now rather than wait for the sentence to finish. The
+            # last word may still be growing, so only the words before the last space count.
+            complete = text[: text.rfind(" ") + 1]
+            if len(complete.split()) >= self.first_max_words:
+                return len(complete)
         if len(text) > self.max_chars:
             clauses = [m.end() for m in _CLAUSE_END.finditer(text, 0, self.max_chars)]
             if clauses and clauses[-1] > self.max_chars // 3:

@@ -30,6 +30,10 @@ class Transcriber(Protocol):
         """`language`: an ISO code, or None for the configured default ("auto" detects)."""
         ...
 
+    def languages(self) -> list[str]:
+        """What `language` may be: ["en"] for English-only models, else "auto" and the ISO codes."""
+        ...
+
 
 def audio_seconds(audio: np.ndarray) -> float:
     return len(audio) / SAMPLE_RATE

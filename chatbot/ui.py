@@ -41,44 +41,50 @@ def _pcm(chunks: tuple[SpeechChunk, ...]) -> tuple[int, np.ndarray]:
     return rate, (np.clip(np.concatenate(parts), -1, 1) * 32767).astype(np.int16)
 
 
-def _toasts(update: TurnUpdate, shown: set[str]) -> None:
-    if update.notice and update.notice not in shown:
-        shown.add(update.notice)
+def _toasts(update: TurnUpdate, session: ChatSession) -> None:
+    """A notice is shown once per session: a fallback in force is not repeated at every turn."""
+    if update.notice and update.notice not in session.notices_shown:
+        session.notices_shown.add(update.notice)
         gr.Warning(update.notice)
 
 
+_PROGRESS = {"transcribing": "🎙️ Transcribing…", "thinking": "💭 Thinking…", "speaking": "🔊 Speaking…"}
+
+
 def _to_player(updates: Iterator[TurnUpdate], session: ChatSession):
-    """For the browser: (chat history, new speech for the streaming player or skip, session)."""
-    shown: set[str] = set()
+    """For the browser: (chat history, new speech for the streaming player or skip, progress, session)."""
     for update in updates:
-        _toasts(update, shown)
-        yield update.messages, (_pcm(update.speech) if update.speech else gr.skip()), session
+        _toasts(update, session)
+        audio = _pcm(update.speech) if update.speech else gr.skip()
+        yield update.messages, audio, _PROGRESS.get(update.stage, ""), session
 
 
 def _to_file(updates: Iterator[TurnUpdate], session: ChatSession):
     """For API clients: (chat history, the whole reply's audio file once spoken, session)."""
-    shown: set[str] = set()
     for update in updates:
-        _toasts(update, shown)
+        _toasts(update, session)
         yield update.messages, (str(update.audio) if update.audio else None), session
 
 
 def build_ui(assistant: Assistant, *, title: str = "Voice Chatbot") -> gr.Blocks:
     voices = assistant.engines.speaker.voices()
+    languages = assistant.engines.transcriber.languages()
+    default_language = assistant.default_language if assistant.default_language in languages else languages[0]
 
-    def options(voice: str | None, rate_percent: float | None) -> TurnOptions:
-        return TurnOptions(voice=VoiceOptions(voice=voice or None, rate_percent=int(rate_percent or 0)))
+    def options(voice: str | None, rate_percent: float | None, language: str | None, speak: bool | None):
+        return TurnOptions(voice=VoiceOptions(voice=voice or None, rate_percent=int(rate_percent or 0)),
+                           language=language or None, speak=speak is not False)
 
     def session_of(session: ChatSession | None) -> ChatSession:
         return session if session is not None else assistant.new_session()
 
-    def text_turn(message, session, voice, rate_percent):
+    def text_turn(message, session, *settings):
         session = session_of(session)
-        return assistant.text_turn(session, message, options(voice, rate_percent)), session
+        return assistant.text_turn(session, message, options(*settings)), session
 
-    def voice_turn(audio_path, session, voice, rate_percent):
+    def voice_turn(audio_path, session, *settings):
         session = session_of(session)
-        return assistant.voice_turn(session, audio_path, options(voice, rate_percent)), session
+        return assistant.voice_turn(session, audio_path, options(*settings)), session
 
     def ui_send_text(*args):
         yield from _to_player(*text_turn(*args))
@@ -104,51 +110,77 @@ def build_ui(assistant: Assistant, *, title: str = "Voice Chatbot") -> gr.Blocks
     def status() -> str:
         return _status_markdown(assistant)
 
+    def busy(text: str):
+        """A turn starts: the message moves to `pending`, Send gives way to Stop."""
+        return "", text, gr.update(interactive=False), gr.update(visible=True)
+
+    def idle():
+        return gr.update(interactive=True), gr.update(visible=False), "", _status_markdown(assistant)
+
     with gr.Blocks(title=title, delete_cache=(600, int(assistant.store.max_age_s))) as demo:
         session = gr.State(None)  # a ChatSession per browser tab or API client, created on its first turn
-        gr.Markdown(f"## 🎙️ {title}\nType and press Enter, or record / upload your voice. "
-                    "Answers stream into the chat and are spoken back as they are written.")
-        chatbot = gr.Chatbot(label="Conversation", height=480, buttons=["copy"], feedback_options=None,
-                             placeholder="Ask anything: a translation, an everyday question, an explanation.")
+        gr.Markdown(f"## {title}\nType and press Enter, or record / upload your voice: it is sent when the "
+                    "recording stops or the upload lands. Answers stream into the chat and are spoken back as "
+                    "they are written.")
+        chatbot = gr.Chatbot(label="Conversation", height=460, buttons=["copy"], feedback_options=None,
+                             placeholder="Ask anything: a translation, an everyday question, an explanation.",
+                             elem_id="chat")
+        progress = gr.Markdown("", elem_id="progress")
         with gr.Row(equal_height=True):
-            message = gr.Textbox(label="Message", placeholder="Type a message and press Enter",
-                                 lines=1, max_lines=6, scale=5, autofocus=True)
-            send = gr.Button("Send", variant="primary", scale=1, min_width=80)
-            stop_button = gr.Button("Stop", variant="stop", scale=1, min_width=80)
+            message = gr.Textbox(label="Message", placeholder="Type a message; Enter sends, Shift+Enter adds a line",
+                                 lines=1, max_lines=6, scale=5, autofocus=True, elem_id="message")
+            send = gr.Button("Send", variant="primary", scale=1, min_width=80, elem_id="send")
+            stop_button = gr.Button("Stop", variant="stop", scale=1, min_width=80, visible=False, elem_id="stop")
+        gr.Examples(["Translate 'Where is the train station?' into French.", "What is a good breakfast before a run?",
+                     "Explain how a rainbow forms, in simple words.", "Give me three ideas for a rainy afternoon."],
+                    inputs=[message], label="Try one")
         with gr.Row():
-            voice_in = gr.Audio(label="Speak or upload audio (sends when recording stops or the upload lands)",
-                                sources=["microphone", "upload"], type="filepath", scale=3)
-            player = gr.Audio(label="Spoken answer", streaming=True, autoplay=True, interactive=False, scale=2)
-        with gr.Row():
-            voice = gr.Dropdown(voices, value=voices[0] if voices else None, label="Voice",
-                                allow_custom_value=True, scale=2)
-            rate = gr.Slider(-50, 100, value=assistant.default_rate_percent, step=5,
-                             label="Speaking rate (% faster)", scale=2)
-            clear_button = gr.Button("Clear", variant="secondary", scale=1, min_width=80)
+            voice_in = gr.Audio(label="Speak or upload audio",
+                                sources=["microphone", "upload"], type="filepath", scale=3, elem_id="voice-in")
+            player = gr.Audio(label="Spoken answer", streaming=True, autoplay=True, interactive=False, scale=2,
+                              elem_id="player")
+        with gr.Accordion("Voice and language", open=False):
+            with gr.Row():
+                voice = gr.Dropdown(voices, value=voices[0] if voices else None, label="Voice",
+                                    allow_custom_value=True, scale=2)
+                rate = gr.Slider(-50, 100, value=assistant.default_rate_percent, step=5,
+                                 label="Speaking rate (% faster)", scale=2)
+                language = gr.Dropdown(languages, value=default_language, label="Speech recognition language",
+                                       scale=1)
+            with gr.Row():
+                speak = gr.Checkbox(True, label="Speak answers (off: text only)")
+                autoplay = gr.Checkbox(True, label="Play answers automatically")
+        clear_button = gr.Button("Clear conversation", variant="secondary", elem_id="clear")
         status_line = gr.Markdown(status(), elem_id="status-line")
+        settings = [voice, rate, language, speak]
 
         # API-only twins of the two turns: the same turn, returning the whole reply's audio as a file.
         pending = gr.Textbox(visible=False, label="message")
         api_audio = gr.Audio(visible=False, type="filepath", label="reply audio")
         api_text_trigger = gr.Button(visible=False)
         api_audio_trigger = gr.Button(visible=False)
-        api_text_trigger.click(send_text, [pending, session, voice, rate], [chatbot, api_audio, session],
+        api_text_trigger.click(send_text, [pending, session, *settings], [chatbot, api_audio, session],
                                api_name="send_text")
-        api_audio_trigger.click(send_audio, [voice_in, session, voice, rate], [chatbot, api_audio, session],
+        api_audio_trigger.click(send_audio, [voice_in, session, *settings], [chatbot, api_audio, session],
                                 api_name="send_audio")
 
         private = {"api_visibility": "private"}
-        gr.on([message.submit, send.click], lambda text: ("", text), [message], [message, pending],
+        after_turn = {"fn": idle, "inputs": None, "outputs": [send, stop_button, progress, status_line], **private}
+        ui_outputs = [chatbot, player, progress, session]
+        gr.on([message.submit, send.click], busy, [message], [message, pending, send, stop_button],
               queue=False, **private
-              ).then(ui_send_text, [pending, session, voice, rate], [chatbot, player, session],
+              ).then(ui_send_text, [pending, session, *settings], ui_outputs,
                      api_name="stream_text", api_visibility="undocumented",  # callable: the latency benchmark
-              ).then(status, None, status_line, **private)
-        gr.on([voice_in.stop_recording, voice_in.upload], ui_send_audio, [voice_in, session, voice, rate],
-              [chatbot, player, session], api_name="stream_audio", api_visibility="undocumented",
+              ).then(**after_turn)
+        gr.on([voice_in.stop_recording, voice_in.upload], lambda: (gr.update(interactive=False), gr.update(visible=True)),
+              None, [send, stop_button], queue=False, **private
+              ).then(ui_send_audio, [voice_in, session, *settings], ui_outputs,
+                     api_name="stream_audio", api_visibility="undocumented",
               ).then(lambda: None, None, voice_in, **private
-              ).then(status, None, status_line, **private)
+              ).then(**after_turn)
         stop_button.click(stop, [session], None, queue=False, **private)
         clear_button.click(clear, [session], [session, chatbot], queue=False, **private)
+        autoplay.change(lambda on: gr.update(autoplay=on), [autoplay], [player], queue=False, **private)
         gr.on([message.submit, send.click, stop_button.click, clear_button.click, voice_in.stop_recording,
                voice_in.upload], None, None, None, js=_PAUSE_AUDIO_JS, **private)
     return demo

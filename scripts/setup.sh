@@ -13,6 +13,8 @@ PYTHON=${PYTHON:-python3}
 # System packages. ffmpeg: Gradio re-encodes audio outputs with it, and pydub decodes with it.
 need_apt=()
 command -v ffmpeg >/dev/null || need_apt+=(ffmpeg)
+# Chromium (Debian's) for the browser tests; Playwright drives it and never downloads a browser of its own.
+((with_tests)) && [[ ! -x /usr/bin/chromium ]] && need_apt+=(chromium)
 if ! "$PYTHON" -c 'import venv, ensurepip' 2>/dev/null; then need_apt+=(python3-venv); fi
 if ((${#need_apt[@]})); then
   sudo=""

@@ -45,5 +45,5 @@ def assistant(engines, cfg, tmp_path):
     from chatbot.turn import Assistant
 
     store = AudioStore(tmp_path / "audio", cfg.files.max_age_s)
-    yield Assistant(engines, store, system_prompt=cfg.llm.system_prompt, max_speech_chars=cfg.tts.max_chars)
+    yield Assistant.from_config(cfg, engines, store)
     store.close()

@@ -34,7 +34,7 @@ def test_long_sentences_break_at_a_clause_boundary():
 
 def test_first_piece_is_short_so_speech_starts_early():
     text = "Sure, the capital of France is Paris, a city on the Seine. It is lovely in spring."
-    pieces = split_sentences(text, first_min_chars=20)
+    pieces = split_sentences(text, first_min_chars=20, first_max_words=8)
     assert pieces[0] == "Sure, the capital of France is Paris,"
     assert pieces[1:] == ["a city on the Seine.", "It is lovely in spring."]
 
@@ -49,3 +49,10 @@ def test_streamed_pieces_equal_the_whole_text():
     splitter = SentenceSplitter(first_min_chars=1000)
     out = [p for ch in text for p in splitter.feed(ch)] + splitter.flush()
     assert out == ["One.", "Two, three!", "Four?", "Five"]
+
+
+def test_first_piece_without_punctuation_ends_after_a_few_words():
+    pieces = split_sentences("Cats purr for many different reasons and they do it when happy. Yes.",
+                             first_min_chars=20, first_max_words=8)
+    assert pieces[0] == "Cats purr for many different reasons and they"
+    assert pieces[1:] == ["do it when happy.", "Yes."]
