@@ -84,6 +84,18 @@ def _attention(sd: dict, dst: str, v: dict, src: str, state: int, cross: bool) -
         _linear(sd, f"{dst}.out", v, f"{src}/linear_1")
 
 
+def _block(sd: dict, v: dict, src: str, dst: str, state: int, cross: bool) -> None:
+    """One residual block: self-attention, cross-attention (decoder only), then the MLP."""
+    _attention(sd, f"{dst}.attn", v, f"{src}/self_attention", state, cross=False)
+    _norm(sd, f"{dst}.attn_ln", v, f"{src}/self_attention/layer_norm")
+    if cross:
+        _attention(sd, f"{dst}.cross_attn", v, f"{src}/attention", state, cross=True)
+        _norm(sd, f"{dst}.cross_attn_ln", v, f"{src}/attention/layer_norm")
+    _linear(sd, f"{dst}.mlp.0", v, f"{src}/ffn/linear_0")
+    _linear(sd, f"{dst}.mlp.2", v, f"{src}/ffn/linear_1")
+    _norm(sd, f"{dst}.mlp_ln", v, f"{src}/ffn/layer_norm")
+
+
 def _count_layers(v: dict, side: str) -> int:
     layer = re.compile(rf"^{side}/layer_(\d+)/")
     return len({m.group(1) for m in map(layer.match, v) if m})
@@ -114,24 +126,12 @@ def ct2_to_openai_checkpoint(ct2_dir: str | Path) -> dict:
         sd[f"encoder.{conv}.bias"] = v[f"encoder/{conv}/bias"]
     sd["encoder.positional_embedding"] = v["encoder/position_encodings/encodings"]
     for i in range(dims["n_audio_layer"]):
-        src, dst = f"encoder/layer_{i}", f"encoder.blocks.{i}"
-        _attention(sd, f"{dst}.attn", v, f"{src}/self_attention", audio_state, cross=False)
-        _norm(sd, f"{dst}.attn_ln", v, f"{src}/self_attention/layer_norm")
-        _linear(sd, f"{dst}.mlp.0", v, f"{src}/ffn/linear_0")
-        _linear(sd, f"{dst}.mlp.2", v, f"{src}/ffn/linear_1")
-        _norm(sd, f"{dst}.mlp_ln", v, f"{src}/ffn/layer_norm")
+        _block(sd, v, f"encoder/layer_{i}", f"encoder.blocks.{i}", audio_state, cross=False)
     _norm(sd, "encoder.ln_post", v, "encoder/layer_norm")
     sd["decoder.token_embedding.weight"] = v["decoder/embeddings/weight"]
     sd["decoder.positional_embedding"] = v["decoder/position_encodings/encodings"]
     for i in range(dims["n_text_layer"]):
-        src, dst = f"decoder/layer_{i}", f"decoder.blocks.{i}"
-        _attention(sd, f"{dst}.attn", v, f"{src}/self_attention", text_state, cross=False)
-        _norm(sd, f"{dst}.attn_ln", v, f"{src}/self_attention/layer_norm")
-        _attention(sd, f"{dst}.cross_attn", v, f"{src}/attention", text_state, cross=True)
-        _norm(sd, f"{dst}.cross_attn_ln", v, f"{src}/attention/layer_norm")
-        _linear(sd, f"{dst}.mlp.0", v, f"{src}/ffn/linear_0")
-        _linear(sd, f"{dst}.mlp.2", v, f"{src}/ffn/linear_1")
-        _norm(sd, f"{dst}.mlp_ln", v, f"{src}/ffn/layer_norm")
+        _block(sd, v, f"decoder/layer_{i}", f"decoder.blocks.{i}", text_state, cross=True)
     _norm(sd, "decoder.ln", v, "decoder/layer_norm")
     # np.array copies: the variables are read-only views of the file's bytes, which torch will not wrap.
     tensors = {name: torch.from_numpy(np.array(array)) for name, array in sd.items()}

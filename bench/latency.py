@@ -129,9 +129,11 @@ def e2e_turns(cfg, engines, questions, count: int) -> list[float]:
             client = Client(demo.local_url, verbose=False)
             started = time.perf_counter()
             # An undocumented endpoint: the client does not know its defaults, so every input is given.
-            job = client.submit(handle_file(str(wav)), cfg.tts.voice, cfg.tts.rate_percent, api_name="/stream_audio")
+            job = client.submit(handle_file(str(wav)), cfg.tts.voice, cfg.tts.rate_percent,
+                                engines.transcriber.languages()[0], True, api_name="/stream_audio")
             first = None
-            for _history, player in job:
+            for outputs in job:  # (chat history, player, progress)
+                player = outputs[1]
                 if isinstance(player, str) and first is None:  # a skipped output comes as an update dict
                     first = time.perf_counter() - started
             job.result()

@@ -89,6 +89,13 @@ class TTSConfig:
 
 
 @dataclass(frozen=True)
+class LimitsConfig:
+    max_text_chars: int  # a longer message is refused (and never reaches the model)
+    max_audio_s: float  # a longer recording is cut to this (and the user is told)
+    turns_per_minute: int  # per session: a flood from one tab cannot starve the others
+
+
+@dataclass(frozen=True)
 class FilesConfig:
     audio_dir: str  # "" = a fresh private temporary directory, removed at shutdown
     max_age_s: float  # reply audio older than this is deleted
@@ -103,6 +110,7 @@ class Config:
     llm: LLMConfig
     stt: STTConfig
     tts: TTSConfig
+    limits: LimitsConfig
     files: FilesConfig
 
     @property

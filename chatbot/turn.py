@@ -7,20 +7,21 @@ the UI only forwards them; nothing here imports gradio. Each browser session own
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 
-from audio.decode import AudioDecodeError, decode_file
+from audio.decode import SAMPLE_RATE, AudioDecodeError, decode_array, decode_file
 from audio.store import AudioStore
-from audio.decode import decode_array
 from audio.sentences import SentenceSplitter
 from audio.tts import SpeechChunk, VoiceOptions
-from chatbot.config import Config
+from chatbot.config import Config, LimitsConfig
 from chatbot.conversation import Conversation, PromptTooLongError
 from chatbot.engines import Engines
 from chatbot.speech_worker import SpeechWorker
@@ -29,6 +30,7 @@ log = logging.getLogger(__name__)
 
 SPEECH_CAP_NOTICE = "The rest of the answer is in the chat."
 STOPPED_MARK = " ⏹️"
+_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # all but tab and newline
 
 
 @dataclass
@@ -39,6 +41,7 @@ class ChatSession:
     messages: list[dict] = field(default_factory=list)  # the chat panel: {"role", "content"} dicts
     cancel: threading.Event = field(default_factory=threading.Event)  # the running turn's
     notices_shown: set[str] = field(default_factory=set)  # what the user was already told
+    turn_times: deque = field(default_factory=deque)  # time.monotonic() of recent turns, for the rate limit
 
     def begin_turn(self) -> threading.Event:
         """Stop the turn still running (a new message interrupts the old reply) and start a new one."""
@@ -75,13 +78,14 @@ class TurnUpdate:
 class Assistant:
     def __init__(self, engines: Engines, store: AudioStore, *, system_prompt: str, max_speech_chars: int,
                  default_rate_percent: int, first_piece_chars: int, first_piece_words: int, piece_chars: int,
-                 default_language: str):
+                 default_language: str, limits: LimitsConfig):
         self.engines = engines
         self.store = store
         self.system_prompt = system_prompt
         self.max_speech_chars = max_speech_chars
         self.default_rate_percent = default_rate_percent
         self.default_language = default_language
+        self.limits = limits
         self.first_piece_chars = first_piece_chars  # speech starts once this much of a first clause exists
         self.first_piece_words = first_piece_words  # ...or this many words of a first sentence
         self.piece_chars = piece_chars  # a sentence longer than this is spoken in parts
@@ -91,7 +95,7 @@ class Assistant:
         return cls(engines, store, system_prompt=cfg.llm.system_prompt, max_speech_chars=cfg.tts.max_chars,
                    default_rate_percent=cfg.tts.rate_percent, first_piece_chars=cfg.tts.first_piece_chars,
                    first_piece_words=cfg.tts.first_piece_words, piece_chars=cfg.tts.piece_chars,
-                   default_language=cfg.stt.language)
+                   default_language=cfg.stt.language, limits=cfg.limits)
 
     def new_session(self) -> ChatSession:
         return ChatSession(Conversation(self.system_prompt))
@@ -101,10 +105,27 @@ class Assistant:
 
     # -- turns ---------------------------------------------------------------------------------------------
 
+    def _refusal(self, session: ChatSession) -> str:
+        """Why this session may not start a turn now ("" if it may)."""
+        now = time.monotonic()
+        while session.turn_times and now - session.turn_times[0] > 60:
+            session.turn_times.popleft()
+        if len(session.turn_times) >= self.limits.turns_per_minute:
+            wait = 60 - (now - session.turn_times[0])
+            return f"You are sending messages very fast. Please wait {wait:.0f} s."
+        session.turn_times.append(now)
+        return ""
+
     def text_turn(self, session: ChatSession, text: str, options: TurnOptions = TurnOptions()) -> Iterator[TurnUpdate]:
-        text = (text or "").strip()
-        if not text:
-            yield TurnUpdate(list(session.messages), "failed", notice="Type a message first.")
+        text = _CONTROL_CHARS.sub("", text or "").strip()
+        refusal = "" if text else "Type a message first."
+        if text and len(text) > self.limits.max_text_chars:
+            refusal = (f"Your message is {len(text):,} characters long; the limit is "
+                       f"{self.limits.max_text_chars:,}. Please shorten it.")
+        refusal = refusal or self._refusal(session)
+        if refusal:
+            log.info("message refused: %s", refusal)
+            yield TurnUpdate(list(session.messages), "failed", notice=refusal)
             return
         cancel = session.begin_turn()
         session.messages.append({"role": "user", "content": text})
@@ -112,8 +133,10 @@ class Assistant:
 
     def voice_turn(self, session: ChatSession, audio_path: str | Path | None,
                    options: TurnOptions = TurnOptions()) -> Iterator[TurnUpdate]:
-        if not audio_path:
-            yield TurnUpdate(list(session.messages), "failed", notice="Record or upload some audio first.")
+        refusal = self._refusal(session) if audio_path else "Record or upload some audio first."
+        if refusal:
+            log.info("recording refused: %s", refusal)
+            yield TurnUpdate(list(session.messages), "failed", notice=refusal)
             return
         started = time.perf_counter()  # the recording is complete: voice-to-voice latency counts from here
         cancel = session.begin_turn()
@@ -121,8 +144,12 @@ class Assistant:
         session.messages.append({"role": "user", "content": [{"path": audio_path}]})
         user_index = len(session.messages) - 1
         yield TurnUpdate(list(session.messages), "transcribing")
+        notice = ""
         try:
             audio = decode_file(audio_path)
+            if len(audio) > self.limits.max_audio_s * SAMPLE_RATE:
+                audio = audio[: int(self.limits.max_audio_s * SAMPLE_RATE)]
+                notice = f"Only the first {self.limits.max_audio_s:.0f} s of your recording were used."
             transcript = self.engines.transcriber.transcribe(audio, options.language)
         except AudioDecodeError as e:
             yield self._failed(session, f"That audio could not be read: {e}")
@@ -131,6 +158,8 @@ class Assistant:
             log.exception("speech-to-text failed")
             yield self._failed(session, f"Speech recognition failed ({type(e).__name__}). Please try again.")
             return
+        if notice:
+            yield TurnUpdate(list(session.messages), "transcribing", notice=notice)
         timings = {"stt_s": time.perf_counter() - started, "audio_s": transcript.audio_s}
         log.info("transcribed %.1f s of audio in %.2f s (%s)", transcript.audio_s, timings["stt_s"],
                  transcript.language)

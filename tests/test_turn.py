@@ -96,3 +96,25 @@ def test_bad_input_ends_the_turn_with_a_message_and_keeps_the_session(assistant,
 
     ok = list(assistant.text_turn(session, "Hello!", TurnOptions(speak=False)))[-1]
     assert ok.stage == "done"  # the same session goes on
+
+
+def test_limits_refuse_long_text_cut_long_audio_and_slow_down_a_flood(assistant, piper, tmp_path):
+    from chatbot.config import LimitsConfig
+
+    assistant.limits = LimitsConfig(max_text_chars=40, max_audio_s=1.0, turns_per_minute=2)
+    session = assistant.new_session()
+    (refused,) = list(assistant.text_turn(session, "word " * 20))
+    assert refused.stage == "failed" and "the limit is 40" in refused.notice and session.messages == []
+
+    done = list(assistant.text_turn(session, "Hel\x00lo\x07 there", TurnOptions(speak=False)))[-1]
+    assert done.stage == "done" and done.messages[0]["content"] == "Hello there"  # control characters dropped
+
+    recording = write_wav(tmp_path / "long.wav", *speak(piper, "The quick brown fox jumps over the lazy dog."))
+    updates = list(assistant.voice_turn(session, recording, TurnOptions(speak=False)))
+    assert any("Only the first 1 s" in u.notice for u in updates)
+    assert updates[-1].timings["audio_s"] == pytest.approx(1.0, abs=0.01)
+
+    (slow_down,) = list(assistant.text_turn(session, "One more?", TurnOptions(speak=False)))
+    assert slow_down.stage == "failed" and "very fast" in slow_down.notice
+    other = list(assistant.text_turn(assistant.new_session(), "Hi", TurnOptions(speak=False)))[-1]
+    assert other.stage == "done"  # another session is not affected
