@@ -40,7 +40,8 @@ class AudioStore:
         path = self._new_path(".wav")
         partial = path.with_suffix(".part")
         try:
-            with wave.open(str(partial), "wb") as wav:
+            # The file is opened first: if that fails, no half-made wave writer is left to complain.
+            with open(partial, "wb") as raw, wave.open(raw, "wb") as wav:
                 wav.setnchannels(1)
                 wav.setsampwidth(2)
                 wav.setframerate(sample_rate)

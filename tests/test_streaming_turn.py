@@ -81,5 +81,5 @@ def test_two_sessions_replying_at_once_each_get_their_own_audio(assistant):
         t.join()
     assert all(f.stage == "done" and f.audio is not None for f in finals)
     assert finals[0].audio != finals[1].audio and all(chunks)
-    for session, final in zip(sessions, finals):
+    for session, final in zip(sessions, finals, strict=True):
         assert session.messages[-1]["content"][1] == {"path": str(final.audio)}

@@ -118,3 +118,13 @@ def test_limits_refuse_long_text_cut_long_audio_and_slow_down_a_flood(assistant,
     assert slow_down.stage == "failed" and "very fast" in slow_down.notice
     other = list(assistant.text_turn(assistant.new_session(), "Hi", TurnOptions(speak=False)))[-1]
     assert other.stage == "done"  # another session is not affected
+
+
+def test_unwritable_audio_directory_still_delivers_the_text(assistant, tmp_path):
+    blocked = tmp_path / "not-a-directory"
+    blocked.write_text("a file where the audio directory should be")
+    assistant.store.root = blocked  # every write into it fails, even as root
+    final = list(assistant.text_turn(assistant.new_session(), "Say hello."))[-1]
+    assert final.stage == "done" and final.audio is None
+    assert final.messages[-1]["content"].strip()  # the text arrived
+    assert "audio could not be saved" in final.notice
