@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from audio.stt import Transcriber, create_transcriber, model_label
-from audio.tts import Speaker, VoiceOptions, create_speaker
+from audio.tts import FallbackSpeaker, Speaker, VoiceOptions, create_speaker
 from chatbot.config import Config, LLMConfig, STTConfig, TTSConfig
 from chatbot.generator import GenerationSettings, ReplyGenerator
 
@@ -123,9 +123,9 @@ def warm_up(engines: Engines) -> None:
     from audio.piper_speaker import PiperSpeaker
 
     # Only an offline engine is warmed: warming edge-tts would spend its connect timeout at every start.
-    offline = engines.speaker if isinstance(engines.speaker, PiperSpeaker) else getattr(engines.speaker, "fallback", None)
-    if offline is not None:
-        for _chunk in offline.speak("Ready.", VoiceOptions()):
+    speaker = engines.speaker.fallback if isinstance(engines.speaker, FallbackSpeaker) else engines.speaker
+    if isinstance(speaker, PiperSpeaker):
+        for _chunk in speaker.speak("Ready.", VoiceOptions()):
             pass
 
 
