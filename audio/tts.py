@@ -28,6 +28,16 @@ class SpeechChunk:
     note: str = ""  # set when a fallback spoke instead of the configured engine, says why
 
 
+def join_chunks(chunks) -> tuple[int, np.ndarray]:
+    """Consecutive chunks as one (sample_rate, float32 samples) block, at the first chunk's rate (pieces spoken
+    by different engines, edge-tts at 24 kHz and Piper at 22.05 kHz, are resampled)."""
+    from audio.decode import decode_array
+
+    rate = chunks[0].sample_rate
+    parts = [c.samples if c.sample_rate == rate else decode_array(c.sample_rate, c.samples, rate) for c in chunks]
+    return rate, np.concatenate(parts)
+
+
 class Speaker(Protocol):
     """Turns text into audio chunks. Implementations are safe to share between sessions."""
 

@@ -15,12 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-import numpy as np
 
-from audio.decode import SAMPLE_RATE, AudioDecodeError, decode_array, decode_file
+from audio.decode import SAMPLE_RATE, AudioDecodeError, decode_file
 from audio.store import AudioStore
 from audio.sentences import SentenceSplitter
-from audio.tts import SpeechChunk, VoiceOptions
+from audio.tts import SpeechChunk, VoiceOptions, join_chunks
 from chatbot.config import Config, LimitsConfig
 from chatbot.conversation import Conversation, PromptTooLongError
 from chatbot.engines import Engines
@@ -288,6 +287,4 @@ class Assistant:
 
     def _save(self, chunks: list[SpeechChunk]) -> Path:
         """One WAV of the whole reply, for replay from the chat (pieces from different engines are resampled)."""
-        rate = chunks[0].sample_rate
-        parts = [c.samples if c.sample_rate == rate else decode_array(c.sample_rate, c.samples, rate) for c in chunks]
-        return self.store.save_wav(rate, np.concatenate(parts))
+        return self.store.save_wav(*join_chunks(chunks))

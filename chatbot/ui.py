@@ -16,8 +16,7 @@ from typing import Iterator
 import gradio as gr
 import numpy as np
 
-from audio.decode import decode_array
-from audio.tts import SpeechChunk, VoiceOptions
+from audio.tts import SpeechChunk, VoiceOptions, join_chunks
 from chatbot.turn import Assistant, ChatSession, TurnOptions, TurnUpdate
 
 log = logging.getLogger(__name__)
@@ -36,9 +35,8 @@ def _status_markdown(assistant: Assistant) -> str:
 
 def _pcm(chunks: tuple[SpeechChunk, ...]) -> tuple[int, np.ndarray]:
     """New speech chunks as one (sample_rate, int16) block for the streaming player."""
-    rate = chunks[0].sample_rate
-    parts = [c.samples if c.sample_rate == rate else decode_array(c.sample_rate, c.samples, rate) for c in chunks]
-    return rate, (np.clip(np.concatenate(parts), -1, 1) * 32767).astype(np.int16)
+    rate, samples = join_chunks(chunks)
+    return rate, (np.clip(samples, -1, 1) * 32767).astype(np.int16)
 
 
 def _toasts(update: TurnUpdate, session: ChatSession) -> None:
