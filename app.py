@@ -25,7 +25,9 @@ _FLAG_KEYS = {
     "host": "server.host",
     "port": "server.port",
     "device": "device",
+    "llm_engine": "llm.engine",
     "llm_model": "llm.model",
+    "llm_url": "llm.openai_base_url",
     "stt_engine": "stt.engine",
     "stt_model": "stt.model",
     "stt_language": "stt.language",
@@ -43,7 +45,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--port", type=int)
     p.add_argument("--share", action="store_true", default=None, help="also publish a public gradio.live link")
     p.add_argument("--device", choices=["auto", "cuda", "cpu"])
-    p.add_argument("--llm-model", help="auto | embedded | a hub id (microsoft/Phi-3-mini-4k-instruct) | a folder")
+    p.add_argument("--llm-engine", choices=["auto", "transformers", "onnxruntime-genai", "openvino", "openai"],
+                   help="auto: transformers on CUDA, else the fastest CPU engine (llm.cpu_engine)")
+    p.add_argument("--llm-model", help="auto | embedded | a hub id (microsoft/Phi-3-mini-4k-instruct) | a folder "
+                                       "| with --llm-engine openai: the server's model name")
+    p.add_argument("--llm-url", help="with --llm-engine openai: the server's base URL, e.g. http://127.0.0.1:8000/v1")
     p.add_argument("--stt-engine", choices=["faster-whisper", "openai-whisper"])
     p.add_argument("--stt-model", help="auto | embedded | a Whisper model name | a local path")
     p.add_argument("--stt-language", help="auto, or an ISO code such as en")
@@ -73,13 +79,14 @@ def create_app(cfg: Config, engines=None):
     (gradio Blocks, Assistant)."""
     from audio.store import AudioStore
     from chatbot.engines import build_engines
+    from chatbot.transcript import browser_secret
     from chatbot.turn import Assistant
     from chatbot.ui import build_ui
 
     engines = engines or build_engines(cfg)
     store = AudioStore(cfg.files.audio_dir or None, cfg.files.max_age_s)
     assistant = Assistant.from_config(cfg, engines, store)
-    demo = build_ui(assistant)
+    demo = build_ui(assistant, browser_secret=browser_secret(cfg.cache_path))
     demo.queue(default_concurrency_limit=cfg.server.concurrency, max_size=cfg.server.queue_size)
     return demo, assistant
 
@@ -93,6 +100,8 @@ def launch(demo, cfg: Config, *, block: bool = True):
     elif cfg.server.share:
         log.warning("sharing without a login: anyone with the link can use this app; set server.auth_user and "
                     "CHATBOT__SERVER__AUTH_PASSWORD to require one")
+    # Gradio notices a closed tab when its heartbeat stops; the app then stops that tab's reply.
+    os.environ["GRADIO_HEARTBEAT_INTERVAL"] = str(cfg.server.disconnect_check_s)
     demo.launch(
         server_name=cfg.server.host,
         server_port=cfg.server.port,

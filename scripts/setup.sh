@@ -15,6 +15,9 @@ need_apt=()
 command -v ffmpeg >/dev/null || need_apt+=(ffmpeg)
 # Chromium (Debian's) for the browser tests; Playwright drives it and never downloads a browser of its own.
 ((with_tests)) && [[ ! -x /usr/bin/chromium ]] && need_apt+=(chromium)
+# A compiler and CMake to build llama-cpp-python (the tests' OpenAI-compatible server) from its sdist.
+((with_tests)) && ! command -v g++ >/dev/null && need_apt+=(g++)
+((with_tests)) && ! command -v cmake >/dev/null && need_apt+=(cmake)
 if ! "$PYTHON" -c 'import venv, ensurepip' 2>/dev/null; then need_apt+=(python3-venv); fi
 if ((${#need_apt[@]})); then
   sudo=""
@@ -41,6 +44,16 @@ if [[ ! -f $stamp ]] || ! grep -qxF -- "$(printf '%s' "$want" | sha256sum)" "$st
 fi
 
 if ((with_tests)); then
+  # llama-cpp-python's server: built from source once, its wheel kept in the cache for every later setup.
+  wheels=${CHATBOT_WHEEL_CACHE:-$HOME/.cache/voice-chatbot/wheels}
+  if ! .venv/bin/python -c 'import llama_cpp.server' 2>/dev/null; then
+    if ! compgen -G "$wheels/llama_cpp_python-0.3.36-*.whl" >/dev/null; then
+      echo "setup: building llama-cpp-python once (7-20 min on 2 cores; the wheel is kept in $wheels)"
+      mkdir -p "$wheels"
+      .venv/bin/python -m pip wheel --quiet --disable-pip-version-check --no-deps -w "$wheels" llama-cpp-python==0.3.36
+    fi
+    "${pip[@]}" --find-links "$wheels" "llama-cpp-python[server]==0.3.36"
+  fi
   # The real Phi-3 vocabulary for the Phi-3 code-path test, fetched once from PyPI.
   .venv/bin/python -m tests.assets >/dev/null
 fi

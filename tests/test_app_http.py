@@ -98,3 +98,34 @@ def test_share_without_internet_says_so_and_keeps_serving(cfg, caplog):
         assert httpx.get(demo.local_url, timeout=10).status_code == 200
     finally:
         demo.close()
+
+
+def test_file_routes_serve_only_the_apps_own_reply_audio(server):
+    """A shared link must not become a file server: only the reply audio Gradio was handed is served."""
+    import secrets
+    from pathlib import Path
+
+    import httpx
+    from gradio_client import Client
+
+    url, assistant = server
+    _history, audio = Client(url, verbose=False, download_files=False).predict("Say hi.", api_name="/send_text")
+    own = httpx.get(audio["url"], timeout=10)
+    assert own.status_code == 200 and own.content[:4] == b"RIFF"  # the route works for the reply itself
+
+    served = Path(audio["path"])
+    base = url.rstrip("/") + "/gradio_api/file="
+    forbidden = [
+        str(Path(app.__file__).with_name("config.yaml")),  # the app's own files, by absolute path
+        "config.yaml",  # ...and relative to the working directory
+        "/etc/passwd",
+        f"{served.parent}/../../../../../../etc/passwd",
+        f"{served.parent}/%2e%2e/%2e%2e/%2e%2e/%2e%2e/%2e%2e/etc/passwd",
+        str(served.parent),  # no directory listings
+        str(served.with_name(f"reply-{secrets.token_urlsafe(16)}.wav")),  # a guessed name of another reply
+        str(assistant.store.files()[0]),  # the store's own copy: Gradio serves only what it was handed
+    ]
+    for target in forbidden:
+        response = httpx.get(base + target, timeout=10)
+        assert response.status_code in (403, 404), (target, response.status_code)
+        assert b"root:" not in response.content and b"auth_password" not in response.content

@@ -7,6 +7,8 @@ test-artifacts/.
 from __future__ import annotations
 
 import dataclasses
+import logging
+import threading
 import time
 from pathlib import Path
 
@@ -126,18 +128,74 @@ def test_upload_an_audio_file(page, question_wav):
     assert "weather" in " ".join(user_texts(page)).lower()
 
 
-def test_clear_empties_and_reload_starts_a_new_conversation(page):
+def test_clear_empties_and_the_conversation_survives_a_reload_and_downloads(page):
     page.locator("#message textarea").fill("Hello!")
     page.locator("#send").click()
     wait_for_reply(page)
     page.locator("#clear").click()
     page.wait_for_function("() => document.querySelectorAll('#chat .message-row').length === 0", timeout=10_000)
-    page.locator("#message textarea").fill("Hi again")
+    page.locator("#message textarea").fill("My name is Ada. Say hi.")
     page.locator("#message textarea").press("Enter")
     wait_for_reply(page)
+    replies = bot_texts(page)
     page.reload()
     page.wait_for_selector("#message textarea", timeout=60_000)
-    assert user_texts(page) == []  # by design in this version: a reload starts afresh
+    page.wait_for_function("() => document.querySelectorAll('#chat .message-row.user-row').length === 1",
+                           timeout=30_000)
+    assert user_texts(page)[0].startswith("My name is Ada.")  # kept by this browser: Clear had dropped "Hello!"
+    assert bot_texts(page)[0][:40] == replies[0][:40]
+
+    page.locator("#download").click()
+    page.wait_for_selector("#downloads a", timeout=30_000)
+    links = page.eval_on_selector_all("#downloads a", "links => links.map(a => a.href)")
+    assert any(link.endswith(".json") for link in links) and any(link.endswith(".md") for link in links)
+    markdown = page.request.get(next(link for link in links if link.endswith(".md"))).text()
+    assert "**You**: My name is Ada. Say hi." in markdown and "**Assistant**:" in markdown
+
+    page.locator("#clear").click()
+    page.wait_for_function("() => document.querySelectorAll('#chat .message-row').length === 0", timeout=10_000)
+    page.reload()
+    page.wait_for_selector("#message textarea", timeout=60_000)
+    time.sleep(2)  # a restored conversation would be back by now
+    assert user_texts(page) == []  # cleared stays cleared
+
+
+def test_closing_the_tab_mid_reply_stops_generation_and_speech(chromium, cfg, engines, caplog):
+    from chatbot.engines import Engines, build_generator
+
+    caplog.set_level(logging.INFO)
+    long_llm = dataclasses.replace(cfg.llm, max_new_tokens=400)  # a reply that is still running when we leave
+    generator, _ = build_generator(long_llm, "cpu", cfg.cache_path)
+    long_cfg = on_port(dataclasses.replace(cfg, llm=long_llm), free_port())
+    demo, assistant = app.create_app(long_cfg, Engines(engines.device, engines.transcriber, generator,
+                                                       engines.speaker))
+    app.launch(demo, long_cfg, block=False)
+    context = chromium.new_context()
+    try:
+        page = context.new_page()
+        page.goto(demo.local_url)
+        page.wait_for_selector("#message textarea", timeout=60_000)
+        page.locator("#message textarea").fill("Tell me a long story about a dragon and a knight.")
+        page.locator("#message textarea").press("Enter")
+        page.wait_for_function("() => document.querySelector('#progress').innerText.includes('Thinking')",
+                               timeout=60_000)
+        page.wait_for_function("() => [...document.querySelectorAll('#chat .message-row.bot-row')]"
+                               ".some(r => r.innerText.trim().length > 20)", timeout=60_000)
+        context.close()  # the user closes the tab in the middle of the answer
+        closed_at = time.monotonic()
+        ended = ("turn stopped", "turn abandoned")  # Stop seen by the turn, or its request closed by Gradio
+        while time.monotonic() < closed_at + 15 and not any(e in r.getMessage() for r in caplog.records for e in ended):
+            time.sleep(0.2)
+        messages = [r.getMessage() for r in caplog.records]
+        assert any("browser tab closed" in m for m in messages), messages[-10:]
+        assert any(e in m for m in messages for e in ended), messages[-10:]
+        assert time.monotonic() - closed_at < 10
+        time.sleep(1)
+        assert not [t.name for t in threading.enumerate() if t.name in ("speech-worker", "llm-generate")]
+        assert assistant.store.files() == []  # a stopped reply leaves no audio file behind
+    finally:
+        demo.close()
+        assistant.store.close()
 
 
 def test_login_page_refuses_a_wrong_password(chromium, cfg, engines):

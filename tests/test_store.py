@@ -38,3 +38,16 @@ def test_close_removes_an_owned_directory_and_only_our_files_elsewhere(tmp_path)
     shared.save_wav(16000, np.zeros(10, dtype=np.float32))
     shared.close()
     assert (tmp_path / "keep.txt").exists() and not shared.files()
+
+
+def test_downloads_keep_their_name_in_a_random_folder_and_expire(tmp_path):
+    store = AudioStore(tmp_path, max_age_s=60)
+    first, second = store.save_download("chat.md", "# hi"), store.save_download("chat.md", "# hi")
+    assert first.name == second.name == "chat.md" and first.parent != second.parent
+    assert first.read_text() == "# hi" and len(first.parent.name) > 20
+    past = time.time() - 120
+    os.utime(first.parent, (past, past))
+    store.save_wav(16000, np.zeros(10, dtype=np.float32))
+    assert not first.parent.exists() and second.exists()
+    store.close()
+    assert not second.exists() and list(tmp_path.iterdir()) == []

@@ -1,0 +1,132 @@
+"""A conversation as a plain record: kept in the browser across reloads, and downloaded as JSON or Markdown.
+
+The record holds text only (messages, with voice messages as their transcripts), never file paths: a record
+comes back from the browser, and a path in it would let a client ask the server for any file.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import time
+from pathlib import Path
+
+from chatbot.turn import ChatSession, STOPPED_MARK
+
+log = logging.getLogger(__name__)
+
+FORMAT = "voice-chatbot.conversation.v1"
+_MAX_ENTRIES = 1000  # a restored record larger than this is cut to its latest entries
+_MAX_TEXT = 50_000  # characters per message in a restored record
+EMPTY_RECORD = {"format": FORMAT, "messages": [], "turns": []}
+SPOKEN = "🎙️ "  # marks, in the restored panel, a message that was spoken (its transcript)
+
+
+def _text_and_audio(content) -> tuple[str, bool]:
+    """A panel message's text, and whether it carried audio."""
+    if isinstance(content, str):
+        return content, False
+    items = content if isinstance(content, (list, tuple)) else [content]
+    texts = [item for item in items if isinstance(item, str)]
+    return " ".join(texts), any(isinstance(item, dict) and "path" in item for item in items)
+
+
+def to_record(session: ChatSession) -> dict:
+    """What the chat panel shows and what the model remembers, as JSON-safe plain data."""
+    entries = []
+    for message in session.messages:
+        text, audio = _text_and_audio(message.get("content"))
+        if text.startswith(SPOKEN):  # restored earlier: its audio is gone, the mark stays
+            text, audio = text.removeprefix(SPOKEN), True
+        entry = {"role": message["role"], "text": text}
+        if message["role"] == "user" and audio:
+            entry["spoken"] = True
+        if (message.get("metadata") or {}).get("title"):
+            entry["failed"] = True
+        entries.append(entry)
+    return {"format": FORMAT, "messages": entries, "turns": [list(turn) for turn in session.conversation.turns]}
+
+
+def restore(session: ChatSession, record) -> bool:
+    """Fill an empty session from a record saved in the browser. A malformed record is ignored (logged)."""
+    try:
+        messages, turns = _validated(record)
+    except ValueError as e:
+        log.warning("ignoring a saved conversation: %s", e)
+        return False
+    for entry in messages:
+        text = entry["text"]
+        if entry.get("spoken") and not text.startswith(SPOKEN):
+            text = SPOKEN + text
+        message = {"role": entry["role"], "content": text}
+        if entry.get("failed"):
+            message["metadata"] = {"title": "Not answered"}
+        session.messages.append(message)
+    for user, reply in turns:
+        session.conversation.commit(user, reply)
+    return True
+
+
+def _validated(record) -> tuple[list[dict], list[tuple[str, str]]]:
+    if not isinstance(record, dict) or record.get("format") != FORMAT:
+        raise ValueError("not a conversation record")
+    messages, turns = record.get("messages"), record.get("turns")
+    if not isinstance(messages, list) or not isinstance(turns, list):
+        raise ValueError("messages and turns must be lists")
+    clean = []
+    for entry in messages[-_MAX_ENTRIES:]:
+        if not (isinstance(entry, dict) and entry.get("role") in ("user", "assistant")
+                and isinstance(entry.get("text"), str)):
+            raise ValueError(f"bad message entry {str(entry)[:80]!r}")
+        clean.append({"role": entry["role"], "text": entry["text"][:_MAX_TEXT],
+                      "spoken": entry.get("spoken") is True, "failed": entry.get("failed") is True})
+    clean_turns = []
+    for turn in turns[-_MAX_ENTRIES:]:
+        if not (isinstance(turn, list) and len(turn) == 2 and all(isinstance(t, str) for t in turn)):
+            raise ValueError(f"bad turn {str(turn)[:80]!r}")
+        clean_turns.append((turn[0][:_MAX_TEXT], turn[1][:_MAX_TEXT]))
+    return clean, clean_turns
+
+
+def to_json(record: dict, *, model: str) -> str:
+    exported = {"format": FORMAT, "exported_at": _now(), "model": model, "messages": record["messages"]}
+    return json.dumps(exported, ensure_ascii=False, indent=2) + "\n"
+
+
+def to_markdown(record: dict, *, model: str) -> str:
+    lines = [f"# Conversation, {_now()}", "", f"_Model: {model}_", ""]
+    for entry in record["messages"]:
+        if entry["role"] == "user":
+            who = "**You** (spoken)" if entry.get("spoken") else "**You**"
+            text = entry["text"]
+        else:
+            who = "**Assistant** (not answered)" if entry.get("failed") else "**Assistant**"
+            text = entry["text"].replace(STOPPED_MARK, " _(stopped)_")
+        lines += [f"{who}: {text}", ""]
+    return "\n".join(lines)
+
+
+def export_names() -> tuple[str, str]:
+    stamp = time.strftime("%Y-%m-%d-%H%M", time.gmtime())
+    return f"conversation-{stamp}.json", f"conversation-{stamp}.md"
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+
+
+def browser_secret(cache_dir: Path) -> str:
+    """The key that encrypts conversations kept in browsers; kept in the cache so that they survive restarts."""
+    path = cache_dir / "browser-state.key"
+    if not path.is_file():
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # readable by us only
+        except FileExistsError:
+            pass  # another process made it a moment ago
+        else:
+            with os.fdopen(descriptor, "w") as f:
+                f.write(secrets.token_urlsafe(32))
+    return path.read_text().strip()
