@@ -86,7 +86,8 @@ def create_app(cfg: Config, engines=None):
     engines = engines or build_engines(cfg)
     store = AudioStore(cfg.files.audio_dir or None, cfg.files.max_age_s)
     assistant = Assistant.from_config(cfg, engines, store)
-    demo = build_ui(assistant, browser_secret=browser_secret(cfg.cache_path))
+    demo = build_ui(assistant, browser_secret=browser_secret(cfg.cache_path),
+                    stream_interval_s=cfg.server.stream_interval_s)
     demo.queue(default_concurrency_limit=cfg.server.concurrency, max_size=cfg.server.queue_size)
     return demo, assistant
 

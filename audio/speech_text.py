@@ -65,12 +65,3 @@ def speakable(text: str) -> bool:
     """True when the text holds at least one letter or digit (punctuation alone is not sent to TTS)."""
     return any(ch.isalnum() for ch in text)
 
-
-def cap_for_speech(text: str, max_chars: int, notice: str) -> tuple[str, bool]:
-    """Cut over-long speech at the last sentence end within `max_chars`, then say `notice`."""
-    if len(text) <= max_chars:
-        return text, False
-    head = text[:max_chars]
-    cut = max(head.rfind(". "), head.rfind("! "), head.rfind("? "))
-    head = head[: cut + 1] if cut > max_chars // 2 else head.rsplit(" ", 1)[0] + "."
-    return f"{head} {notice}", True

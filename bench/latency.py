@@ -162,6 +162,12 @@ def main() -> None:
                                  "llm.temperature": "0"})  # greedy: both pipelines produce the same reply
     engines = build_engines(cfg)
     print(f"engines: {engines.status_line()}")
+    from transformers import AutoTokenizer
+
+    from chatbot.embedded_llm import prepare_embedded_llm
+
+    # Replies are counted with the model's own tokenizer, whichever engine generated them.
+    tokenizer = AutoTokenizer.from_pretrained(prepare_embedded_llm(cfg.cache_path))
     store = AudioStore(None, cfg.files.max_age_s)
     assistant = Assistant.from_config(cfg, engines, store)
     questions = make_questions(args.questions, Path(tempfile.mkdtemp(prefix="latency-questions-")))
@@ -172,7 +178,7 @@ def main() -> None:
         for name in order:
             turn = streaming_turn if name == "streaming" else sequential_turn
             result = turn(assistant, wav)
-            result["tokens"] = len(engines.generator.tokenizer(result["reply"])["input_ids"])
+            result["tokens"] = len(tokenizer(result["reply"], add_special_tokens=False)["input_ids"])
             result["tok_s"] = result["tokens"] / result["generate_s"]
             rows[name].append(result)
         s, q = rows["streaming"][-1], rows["sequential"][-1]

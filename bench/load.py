@@ -64,6 +64,7 @@ def run_session(url: str, index: int, turns: int, recordings: list[Path], all_wo
             outcome["status"] = "busy" if "queue is full" in str(e).lower() else "error"
             outcome["error"] = str(e)[:120]
             results.append(outcome)
+            print(f"session {index:2d} turn {turn + 1}: {outcome['status']}: {outcome['error']}", flush=True)
             continue
         outcome["latency_s"] = time.perf_counter() - started
         mine += 2
@@ -76,6 +77,7 @@ def run_session(url: str, index: int, turns: int, recordings: list[Path], all_wo
         outcome["status"] = "answered" if reply.strip() and not reply.startswith("⚠️") else "failed"
         outcome["audio"] = bool(audio)
         results.append(outcome)
+        print(f"session {index:2d} turn {turn + 1}: {outcome['status']} in {outcome['latency_s']:.1f} s", flush=True)
     return results
 
 

@@ -1,8 +1,8 @@
 """Soak: many turns in a row against the running app; the server's memory, open files, threads and the served
 audio directories must stay flat.
 
-    .venv/bin/python bench/soak.py                      # 200 turns
-    .venv/bin/python bench/soak.py --turns 200 --max-age 60
+    .venv/bin/python bench/soak.py                      # 200 turns, replies up to 64 tokens
+    .venv/bin/python bench/soak.py --turns 200 --max-age 60 --set llm.max_new_tokens=256
 
 Turns alternate text and voice (with speech), and a new client session starts every 10 turns, as visitors come
 and go. The app runs with `files.max_age_s` short enough (--max-age) that reply audio expires during the run,
@@ -38,11 +38,14 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--turns", type=int, default=200)
     parser.add_argument("--max-age", type=int, default=60, help="files.max_age_s for the app, seconds")
+    parser.add_argument("--set", action="append", default=["llm.max_new_tokens=64"], metavar="KEY=VALUE",
+                        help="passed to app.py (default: llm.max_new_tokens=64, short replies: many turns)")
     args = parser.parse_args()
     scratch = Path(tempfile.mkdtemp(prefix="soak-"))
     audio_dir, gradio_dir = scratch / "audio", scratch / "gradio"
     recordings = spoken_questions(SPOKEN, scratch)
-    flags = ["--set", f"files.audio_dir={audio_dir}", "--set", f"files.max_age_s={args.max_age}"]
+    flags = ["--set", f"files.audio_dir={audio_dir}", "--set", f"files.max_age_s={args.max_age}",
+             *[f for item in args.set for f in ("--set", item)]]
     with running_app(*flags, env={"GRADIO_TEMP_DIR": str(gradio_dir)}, log_name="bench-soak-app.log") as (url, process):
         latencies, failures, start = [], 0, None
         client = None

@@ -41,6 +41,7 @@ class ServerConfig:
     max_upload_mb: int  # uploads above this are refused by the server before they are read
     auth_user: str  # "" = no login
     auth_password: str  # never logged
+    stream_interval_s: float  # streamed text goes to browsers at most this often (speech at once)
     disconnect_check_s: float  # how often browsers are checked for a closed tab (whose turn is then stopped)
 
 
@@ -58,7 +59,7 @@ class LLMConfig:
     top_p: float
     repetition_penalty: float
     system_prompt: str
-    cpu_threads: int  # 0 = the runtime's default
+    cpu_threads: int  # 0 = one per core
     export_precision: Literal["int8", "int4", "fp32"]  # transformers weights -> ONNX/OpenVINO, built once
     export_block_size: int  # quantisation block (group) size for those builds
     openai_base_url: str  # the engine "openai": a server speaking the chat-completions API

@@ -109,8 +109,8 @@ def _load_local_engine(engine: str, model: str, cfg: LLMConfig, device: str, cac
         if not is_openvino_folder(folder):
             folder = export_openvino_folder(folder, cache_dir, precision=cfg.export_precision,
                                             group_size=cfg.export_block_size)
-        return OpenVINOGenerator(folder, settings, name=_llm_name(model), device=device,
-                                 context_window=cfg.context_window, threads=cfg.cpu_threads)
+        return OpenVINOGenerator(folder, settings, name=_llm_name(model), context_window=cfg.context_window,
+                                 threads=cfg.cpu_threads)
     raise ValueError(f"unknown LLM engine {engine!r}")
 
 

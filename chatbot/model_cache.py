@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 import shutil
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -44,6 +45,14 @@ def prepare_once(target: Path, source_id: dict, build: Callable[[Path], None], w
     return target
 
 
+def run_tool(command: list[str], what: str, cwd: Path | None = None) -> None:
+    """Run a converter in its own process (its peak memory is not kept by the app); fail with its last words."""
+    done = subprocess.run(command, capture_output=True, text=True, cwd=cwd)
+    if done.returncode != 0:
+        tail = (done.stderr or done.stdout).strip().splitlines()[-5:]
+        raise RuntimeError(f"{what} failed: " + " | ".join(tail))
+
+
 def folder_id(folder: Path) -> dict:
     """What identifies a model folder's contents cheaply: its path, and each file's size and change time."""
     files = sorted(p for p in folder.iterdir() if p.is_file() and p.name != MARKER)
@@ -51,6 +60,16 @@ def folder_id(folder: Path) -> dict:
         return {"path": str(folder.resolve()), "prepared": json.loads((folder / MARKER).read_text())}
     return {"path": str(folder.resolve()),
             "files": [[p.name, p.stat().st_size, int(p.stat().st_mtime)] for p in files]}
+
+
+def weights_label(folder: Path) -> str:
+    """int8 / int4 / fp16 / fp32 for the status line: what a prepared folder was built as, or what a
+    downloaded folder's name says ("cpu-int4-rtn-block-32", "Phi-3-mini-4k-instruct-int4-ov")."""
+    marker = folder / MARKER
+    if marker.is_file():
+        return str(json.loads(marker.read_text()).get("precision", ""))
+    name = folder.name.lower()
+    return next((p for p in ("int4", "int8", "fp16", "fp32") if p in name), "")
 
 
 def short_hash(value: object) -> str:

@@ -30,6 +30,7 @@ class OpenAIChatGenerator:
         self.context_window = context_window or DEFAULT_CONTEXT_WINDOW
         self._model = "" if model in ("auto", "") else model
         self._read_timeout_s = read_timeout_s
+        self._api_key = api_key  # only ever sent in the Authorization header; redacted from server messages
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._client = httpx.Client(base_url=self.base_url + "/", headers=headers,
                                     timeout=httpx.Timeout(read_timeout_s, connect=connect_timeout_s))
@@ -37,9 +38,6 @@ class OpenAIChatGenerator:
     @property
     def description(self) -> str:
         return f"{self._model or 'the default model'} · OpenAI-compatible server at {self.base_url}"
-
-    def close(self) -> None:
-        self._client.close()
 
     def model_name(self) -> str:
         """The configured model, or the server's first one (`auto`), asked once."""
@@ -102,6 +100,8 @@ class OpenAIChatGenerator:
             detail = _error_text(response.json())
         except ValueError:
             detail = response.text[:200]
+        if self._api_key:  # some servers quote the key they refused
+            detail = detail.replace(self._api_key, "[API key]")
         hint = " Check llm.openai_api_key." if response.status_code in (401, 403) else ""
         raise ReplyError(f"The LLM server at {self.base_url} refused the request "
                          f"(HTTP {response.status_code}: {detail}).{hint}")

@@ -11,6 +11,7 @@ Named API endpoints (callable with gradio_client), each returning (chat history,
 from __future__ import annotations
 
 import logging
+import time
 import weakref
 from typing import Iterator
 
@@ -51,23 +52,37 @@ def _toasts(update: TurnUpdate, session: ChatSession) -> None:
 _PROGRESS = {"transcribing": "🎙️ Transcribing…", "thinking": "💭 Thinking…", "speaking": "🔊 Speaking…"}
 
 
-def _to_player(updates: Iterator[TurnUpdate], session: ChatSession):
-    """For the browser: (chat history, new speech for the streaming player or skip, progress, session)."""
+def _paced(updates: Iterator[TurnUpdate], interval_s: float) -> Iterator[TurnUpdate]:
+    """Streamed text at most every `interval_s`: each update carries the whole chat, and a fast model writes
+    70 tokens a second. Updates with speech, a notice or a new stage always go out at once."""
+    last = 0.0
     for update in updates:
+        now = time.monotonic()
+        if update.stage == "thinking" and not update.speech and not update.notice and now - last < interval_s:
+            continue  # the next update is a newer snapshot of the same chat
+        last = now
+        yield update
+
+
+def _to_player(updates: Iterator[TurnUpdate], session: ChatSession, interval_s: float):
+    """For the browser: (chat history, new speech for the streaming player or skip, progress, session)."""
+    for update in _paced(updates, interval_s):
         _toasts(update, session)
         audio = _pcm(update.speech) if update.speech else gr.skip()
         yield update.messages, audio, _PROGRESS.get(update.stage, ""), session
 
 
-def _to_file(updates: Iterator[TurnUpdate], session: ChatSession):
+def _to_file(updates: Iterator[TurnUpdate], session: ChatSession, interval_s: float):
     """For API clients: (chat history, the whole reply's audio file once spoken, session)."""
-    for update in updates:
+    for update in _paced(updates, interval_s):
         _toasts(update, session)
         yield update.messages, (str(update.audio) if update.audio else None), session
 
 
-def build_ui(assistant: Assistant, *, title: str = "Voice Chatbot", browser_secret: str | None = None) -> gr.Blocks:
-    """`browser_secret` encrypts the conversation each browser keeps; a fixed one lets it outlive a restart."""
+def build_ui(assistant: Assistant, *, title: str = "Voice Chatbot", browser_secret: str | None = None,
+             stream_interval_s: float = 0.0) -> gr.Blocks:
+    """`browser_secret` encrypts the conversation each browser keeps; a fixed one lets it outlive a restart.
+    `stream_interval_s` paces streamed text (0: every token)."""
     voices = assistant.engines.speaker.voices()
     languages = assistant.engines.transcriber.languages()
     default_language = assistant.default_language if assistant.default_language in languages else languages[0]
@@ -88,16 +103,16 @@ def build_ui(assistant: Assistant, *, title: str = "Voice Chatbot", browser_secr
         return assistant.voice_turn(session, audio_path, options(*settings)), session
 
     def ui_send_text(*args):
-        yield from _to_player(*text_turn(*args))
+        yield from _to_player(*text_turn(*args), stream_interval_s)
 
     def ui_send_audio(*args):
-        yield from _to_player(*voice_turn(*args))
+        yield from _to_player(*voice_turn(*args), stream_interval_s)
 
     def send_text(*args):
-        yield from _to_file(*text_turn(*args))
+        yield from _to_file(*text_turn(*args), stream_interval_s)
 
     def send_audio(*args):
-        yield from _to_file(*voice_turn(*args))
+        yield from _to_file(*voice_turn(*args), stream_interval_s)
 
     def stop(session: ChatSession | None) -> None:
         if session is not None:

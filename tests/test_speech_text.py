@@ -1,4 +1,10 @@
-from audio.speech_text import cap_for_speech, clean_for_speech, speakable
+import threading
+
+import pytest
+
+from audio.speech_text import clean_for_speech, speakable
+from audio.tts import VoiceOptions
+from chatbot.speech_worker import SpeechWorker
 
 
 def test_markdown_symbols_are_not_read_aloud():
@@ -21,9 +27,27 @@ def test_punctuation_or_emoji_only_text_is_not_speakable():
     assert speakable(clean_for_speech("Hello 😀"))
 
 
-def test_long_speech_is_capped_at_a_sentence_and_says_so():
-    text = "This is a sentence. " * 200
-    capped, was_capped = cap_for_speech(text, 300, "The rest is in the chat.")
-    assert was_capped and len(capped) < 340
-    assert capped.endswith("sentence. The rest is in the chat.")
-    assert cap_for_speech("Short.", 300, "x") == ("Short.", False)
+
+@pytest.mark.slow
+def test_speech_worker_speaks_up_to_the_cap_then_says_where_the_rest_is(piper):
+    """A 5,000-character reply is not read for minutes: speech stops at tts.max_chars and says so."""
+    spoken: list[str] = []
+
+    class Recording:  # the real Piper voice, noting what it is asked to say
+        description = piper.description
+
+        def voices(self):
+            return piper.voices()
+
+        def speak(self, text, options):
+            spoken.append(text)
+            yield from piper.speak(text, options)
+
+    worker = SpeechWorker(Recording(), VoiceOptions(), threading.Event(), max_chars=120,
+                          cap_notice="The rest is in the chat.")
+    for _ in range(250):  # ~5,000 characters
+        worker.submit("This is one more sentence of a long answer.")
+    chunks = list(worker.drain())
+    assert worker.capped and spoken[-1] == "The rest is in the chat."
+    assert sum(len(t) for t in spoken[:-1]) <= 120 and len(spoken) <= 4
+    assert chunks and sum(len(c.samples) / c.sample_rate for c in chunks) < 20
