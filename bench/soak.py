@@ -38,19 +38,28 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--turns", type=int, default=200)
     parser.add_argument("--max-age", type=int, default=60, help="files.max_age_s for the app, seconds")
+    parser.add_argument("--minutes", type=float, default=0, help="stop after this long (0: no limit); the RESULT "
+                                                                 "line then gives the turns actually made")
     parser.add_argument("--set", action="append", default=["llm.max_new_tokens=64"], metavar="KEY=VALUE",
                         help="passed to app.py (default: llm.max_new_tokens=64, short replies: many turns)")
     args = parser.parse_args()
     scratch = Path(tempfile.mkdtemp(prefix="soak-"))
-    audio_dir, gradio_dir = scratch / "audio", scratch / "gradio"
+    # The app as configured by default (its reply audio in a private temporary directory), with that directory
+    # and Gradio's served copies placed where they can be measured.
+    audio_dir, gradio_dir = scratch / "tmp", scratch / "gradio"
+    audio_dir.mkdir()
     recordings = spoken_questions(SPOKEN, scratch)
-    flags = ["--set", f"files.audio_dir={audio_dir}", "--set", f"files.max_age_s={args.max_age}",
-             *[f for item in args.set for f in ("--set", item)]]
-    with running_app(*flags, env={"GRADIO_TEMP_DIR": str(gradio_dir)}, log_name="bench-soak-app.log") as (url, process):
+    flags = ["--set", f"files.max_age_s={args.max_age}", *[f for item in args.set for f in ("--set", item)]]
+    env = {"GRADIO_TEMP_DIR": str(gradio_dir), "TMPDIR": str(audio_dir)}
+    with running_app(*flags, env=env, log_name="bench-soak-app.log") as (url, process):
         latencies, failures, start = [], 0, None
         client = None
         started = time.perf_counter()
+        done = 0
         for turn in range(WARM_UP + args.turns):
+            if args.minutes and time.perf_counter() - started > args.minutes * 60 and turn > WARM_UP:
+                print(f"time budget of {args.minutes} min reached after {done} turns", flush=True)
+                break
             if turn == WARM_UP:
                 start = {**process_stats(process.pid), "audio_mb": folder_size_mb(audio_dir),
                          "gradio_mb": folder_size_mb(gradio_dir)}
@@ -71,15 +80,16 @@ def main() -> int:
             failures += not ok
             if turn >= WARM_UP:
                 latencies.append(time.perf_counter() - t0)
+                done += 1
             if turn % 50 == 0:
                 print(f"turn {turn}: {process_stats(process.pid)} audio {folder_size_mb(audio_dir):.1f} MB "
                       f"gradio {folder_size_mb(gradio_dir):.1f} MB, {time.perf_counter() - started:.0f} s", flush=True)
         end = {**process_stats(process.pid), "audio_mb": folder_size_mb(audio_dir),
                "gradio_mb": folder_size_mb(gradio_dir)}
     print(f"end: {end}")
-    print(f"{args.turns} turns (+{WARM_UP} warm-up) in {time.perf_counter() - started:.0f} s, {failures} failed; "
+    print(f"{done} turns (+{WARM_UP} warm-up) in {time.perf_counter() - started:.0f} s, {failures} failed; "
           f"turn latency p50 {percentile(latencies, 0.5):.1f} s, p95 {percentile(latencies, 0.95):.1f} s")
-    print(f"RESULT soak_turns={args.turns} rss_start_mb={start['rss_mb']:.0f} rss_end_mb={end['rss_mb']:.0f} "
+    print(f"RESULT soak_turns={done} rss_start_mb={start['rss_mb']:.0f} rss_end_mb={end['rss_mb']:.0f} "
           f"files_start={start['files']} files_end={end['files']} threads_start={start['threads']} "
           f"threads_end={end['threads']} audio_mb_start={start['audio_mb'] + start['gradio_mb']:.1f} "
           f"audio_mb_end={end['audio_mb'] + end['gradio_mb']:.1f}")

@@ -75,6 +75,8 @@ def _to_player(updates: Iterator[TurnUpdate], session: ChatSession, interval_s: 
 def _to_file(updates: Iterator[TurnUpdate], session: ChatSession, interval_s: float):
     """For API clients: (chat history, the whole reply's audio file once spoken, session)."""
     for update in _paced(updates, interval_s):
+        if update.stage == "speaking" and not update.notice:
+            continue  # new speech only: these clients get the whole reply's audio file at the end
         _toasts(update, session)
         yield update.messages, (str(update.audio) if update.audio else None), session
 
@@ -222,8 +224,9 @@ def build_ui(assistant: Assistant, *, title: str = "Voice Chatbot", browser_secr
 
         private = {"api_visibility": "private"}
         def after_turn(event):
-            return event.then(idle, None, [send, stop_button, progress, status_line], **private
-                              ).then(remember, [session], [saved], **private)
+            # Saved in the browser first: once Send is back, a reload finds the finished turn.
+            return event.then(remember, [session], [saved], **private
+                              ).then(idle, None, [send, stop_button, progress, status_line], **private)
 
         ui_outputs = [chatbot, player, progress, session]
         after_turn(gr.on([message.submit, send.click], busy, [message], [message, pending, send, stop_button],
