@@ -47,7 +47,19 @@ class ChatSession:
         """Stop the turn still running (a new message interrupts the old reply) and start a new one."""
         self.cancel.set()
         self.cancel = threading.Event()
+        self.forget_expired_audio()
         return self.cancel
+
+    def forget_expired_audio(self) -> None:
+        """Drop audio that has expired (files.max_age_s) from the chat panel, keeping the text: a panel that
+        names a deleted file would make every later update of this chat fail to be served."""
+        for i, message in enumerate(self.messages):
+            content = message["content"]
+            if isinstance(content, list):
+                kept = [item for item in content if not (isinstance(item, dict) and "path" in item
+                                                          and not Path(item["path"]).exists())]
+                if len(kept) != len(content):
+                    self.messages[i] = {**message, "content": kept[0] if len(kept) == 1 else (kept or "")}
 
     def stop(self) -> None:
         self.cancel.set()

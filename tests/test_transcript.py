@@ -66,3 +66,16 @@ def test_browser_secret_is_private_and_stable(tmp_path):
     key = transcript.browser_secret(tmp_path)
     assert len(key) >= 32 and transcript.browser_secret(tmp_path) == key
     assert stat.S_IMODE((tmp_path / "browser-state.key").stat().st_mode) == 0o600
+
+
+def test_expired_audio_leaves_the_panel_and_the_text_stays(tmp_path):
+    kept, gone = tmp_path / "kept.wav", tmp_path / "gone.wav"
+    kept.write_bytes(b"RIFF")
+    session = ChatSession(Conversation(""))
+    session.messages += [{"role": "user", "content": ["Where is Paris?", {"path": str(gone)}]},
+                         {"role": "assistant", "content": ["In France.", {"path": str(kept)}]},
+                         {"role": "assistant", "content": [{"path": str(gone)}]}]
+    session.begin_turn()
+    assert session.messages[0] == {"role": "user", "content": "Where is Paris?"}
+    assert session.messages[1]["content"] == ["In France.", {"path": str(kept)}]
+    assert session.messages[2]["content"] == ""
