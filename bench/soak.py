@@ -33,6 +33,7 @@ SESSION_TURNS = 10
 
 
 def main() -> int:
+    import httpx
     from gradio_client import Client, handle_file
 
     parser = argparse.ArgumentParser()
@@ -65,7 +66,7 @@ def main() -> int:
                          "gradio_mb": folder_size_mb(gradio_dir)}
                 print(f"start (after {WARM_UP} warm-up turns): {start}", flush=True)
             if turn % SESSION_TURNS == 0:
-                client = Client(url, verbose=False)  # a new visitor
+                client = Client(url, verbose=False, download_files=False)  # a new visitor (links, not downloads)
             t0 = time.perf_counter()
             try:
                 if turn % 2:
@@ -74,6 +75,8 @@ def main() -> int:
                 else:
                     history, audio = client.predict(QUESTIONS[turn % len(QUESTIONS)], api_name="/send_text")
                 ok = bool(audio) and history[-1]["role"] == "assistant"
+                if ok and turn % 10 == 0:  # fetch one reply's audio now and then: the file route is exercised
+                    ok = httpx.get(audio["url"], timeout=30).status_code == 200
             except Exception as e:
                 print(f"turn {turn}: {type(e).__name__}: {str(e)[:100]}", flush=True)
                 ok = False
