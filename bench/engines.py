@@ -24,12 +24,15 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from bench.harness import free_port  # noqa: E402
 
 ENGINES = ["transformers", "onnxruntime-genai", "openvino", "openai"]
 PROMPTS = ["Tell me a story about a dragon who learns to bake bread.",
@@ -90,9 +93,6 @@ def run_child(engine: str, base_url: str = "") -> dict:
 
 def run_openai() -> dict:
     from tests.llama_server import LlamaServer
-    from tests.test_app_http import free_port
-
-    import tempfile
 
     with tempfile.TemporaryDirectory() as scratch:
         server = LlamaServer(free_port(), Path(scratch) / "server.log")
