@@ -17,6 +17,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 from chatbot.config import Config, ConfigError, load_config  # noqa: E402
+from chatbot.malloc import limit_arenas  # noqa: E402
 
 log = logging.getLogger("app")
 
@@ -133,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"config error: {e}", file=sys.stderr)
         return 2
     logging.basicConfig(level=cfg.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    limit_arenas(cfg.server.malloc_arenas)  # before the models and the server start their threads
     demo, assistant = create_app(cfg)
     try:
         launch(demo, cfg, block=False)

@@ -3,6 +3,7 @@ audio directories must stay flat.
 
     .venv/bin/python bench/soak.py                      # 200 turns, replies up to 64 tokens
     .venv/bin/python bench/soak.py --turns 200 --max-age 60 --set llm.max_new_tokens=256
+    .venv/bin/python bench/soak.py --set server.malloc_arenas=0   # glibc's default arenas, for comparison
 
 Turns alternate text and voice (with speech), and a new client session starts every 10 turns, as visitors come
 and go. The app runs with `files.max_age_s` short enough (--max-age) that reply audio expires during the run,
@@ -41,6 +42,7 @@ def main() -> int:
     parser.add_argument("--max-age", type=int, default=60, help="files.max_age_s for the app, seconds")
     parser.add_argument("--minutes", type=float, default=0, help="stop after this long (0: no limit); the RESULT "
                                                                  "line then gives the turns actually made")
+    parser.add_argument("--every", type=int, default=25, help="print the server's figures every this many turns")
     parser.add_argument("--set", action="append", default=["llm.max_new_tokens=64"], metavar="KEY=VALUE",
                         help="passed to app.py (default: llm.max_new_tokens=64, short replies: many turns)")
     args = parser.parse_args()
@@ -84,7 +86,7 @@ def main() -> int:
             if turn >= WARM_UP:
                 latencies.append(time.perf_counter() - t0)
                 done += 1
-            if turn % 50 == 0:
+            if turn % args.every == 0:
                 print(f"turn {turn}: {process_stats(process.pid)} audio {folder_size_mb(audio_dir):.1f} MB "
                       f"gradio {folder_size_mb(gradio_dir):.1f} MB, {time.perf_counter() - started:.0f} s", flush=True)
         end = {**process_stats(process.pid), "audio_mb": folder_size_mb(audio_dir),

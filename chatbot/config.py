@@ -43,6 +43,7 @@ class ServerConfig:
     auth_password: str  # never logged
     stream_interval_s: float  # streamed text goes to browsers at most this often (speech at once)
     disconnect_check_s: float  # how often browsers are checked for a closed tab (whose turn is then stopped)
+    malloc_arenas: int  # glibc malloc arenas for the server's threads (0: glibc's default, 8 per core)
 
 
 @dataclass(frozen=True)
