@@ -2,8 +2,9 @@
 
 glibc gives each thread that allocates its own arena, up to 8 per core. The server runs every step of a
 streamed reply on whichever of Gradio's worker threads is free, so memory freed in one arena is not reused by
-the next step's allocations in another, and resident memory creeps up turn after turn (bench/soak.py measured
-2.6 MB per turn with glibc's default). A cap of 2 keeps it flat at no measured cost in latency.
+the next step's allocations in another. In a 60-turn run of the soak's loop the server grew 37 MB with 2
+arenas against 144 MB with glibc's default, at the same turn latency; over 200 turns of bench/soak.py the
+difference was within run-to-run variation (bench/results.md, "Soak").
 """
 
 from __future__ import annotations
