@@ -111,6 +111,7 @@ def launch(demo, cfg: Config, *, block: bool = True):
         max_file_size=f"{cfg.server.max_upload_mb}mb",
         css=CSS,
         auth=auth,
+        state_session_capacity=cfg.server.max_sessions,
         footer_links=["gradio", "settings"],
         prevent_thread_lock=not block,
         quiet=True,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from pathlib import Path
 from typing import Iterator
@@ -11,11 +12,12 @@ from audio.tts import SpeechChunk, VoiceOptions
 
 
 class PiperSpeaker:
-    def __init__(self, model: str):
+    def __init__(self, model: str, *, arena: bool = False):
         piper = require("piper", "piper-tts", "The Piper engine")
         path = embedded_piper_voice() if model == "embedded" else Path(model)
         self._config_cls = piper.SynthesisConfig
-        self._voice = piper.PiperVoice.load(path)
+        self._voice = piper.PiperVoice(session=_session(path, arena),
+                                       config=piper.PiperConfig.from_dict(json.loads(Path(f"{path}.json").read_text())))
         # "en_US-joe-medium.onnx" -> "joe"
         parts = path.stem.split("-")
         self._name = parts[1] if len(parts) == 3 else path.stem
@@ -32,3 +34,15 @@ class PiperSpeaker:
             chunks = list(self._voice.synthesize(text, config))  # one chunk per sentence
         for chunk in chunks:
             yield SpeechChunk(chunk.sample_rate, chunk.audio_float_array, self.description)
+
+
+def _session(path: Path, arena: bool):
+    """ONNX Runtime's CPU arena keeps the largest activations it ever needed: a long sentence grew the server by
+    80-140 MB at a time, for good. Without it the buffers go back to malloc, and the turn's malloc_trim hands them
+    back to the system: 200 sentences held 160 MB against 670 MB, at 0.55 s a sentence against 0.40 s
+    (bench/results.md, "Soak")."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.enable_cpu_mem_arena = arena
+    return onnxruntime.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])

@@ -112,12 +112,13 @@ class FallbackSpeaker:
 
 
 def create_speaker(engine: str, *, voice: str, voices: tuple[str, ...], pitch_hz: int, connect_timeout_s: float,
-                   receive_timeout_s: float, retry_after_s: float, fallback: str, piper_model: str) -> Speaker:
+                   receive_timeout_s: float, retry_after_s: float, fallback: str, piper_model: str,
+                   piper_arena: bool = False) -> Speaker:
     """The configured engine, wrapped with the Piper fallback when the engine is an online one."""
     from audio.piper_speaker import PiperSpeaker
 
     if engine == "piper":
-        return PiperSpeaker(piper_model)
+        return PiperSpeaker(piper_model, arena=piper_arena)
     if engine == "edge-tts":
         from audio.edge_speaker import EdgeSpeaker
 
@@ -125,5 +126,5 @@ def create_speaker(engine: str, *, voice: str, voices: tuple[str, ...], pitch_hz
                            receive_timeout_s=receive_timeout_s)
         if fallback == "none":
             return edge
-        return FallbackSpeaker(edge, PiperSpeaker(piper_model), retry_after_s)
+        return FallbackSpeaker(edge, PiperSpeaker(piper_model, arena=piper_arena), retry_after_s)
     raise ValueError(f"unknown text-to-speech engine {engine!r} (use edge-tts or piper)")

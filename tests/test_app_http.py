@@ -83,6 +83,29 @@ def test_two_clients_have_separate_conversations(server):
     assert "Pumpernickel" in str(history_alice[0]) and len(history_alice) == 4
 
 
+def test_the_server_keeps_at_most_max_sessions_and_forgets_the_least_recently_used(cfg, engines):
+    from gradio_client import Client
+
+    cfg = on_port(cfg, free_port())
+    cfg = dataclasses.replace(cfg, server=dataclasses.replace(cfg.server, max_sessions=2))
+    demo, assistant = app.create_app(cfg, engines)
+    app.launch(demo, cfg, block=False)
+    try:
+        first, second, third = (Client(demo.local_url, verbose=False, download_files=False) for _ in range(3))
+        assert len(first.predict("Hello!", speak=False, api_name="/send_text")[0]) == 2
+        second.predict("Hi there.", speak=False, api_name="/send_text")
+        assert len(demo.state_holder.session_data) == 2
+        third.predict("Good morning.", speak=False, api_name="/send_text")
+        assert len(demo.state_holder.session_data) == 2  # memory per visitor is bounded
+        history, _ = first.predict("Are you still there?", speak=False, api_name="/send_text")
+        assert len(history) == 2  # the least recently used conversation was forgotten: a fresh one began
+        history, _ = third.predict("And again.", speak=False, api_name="/send_text")
+        assert len(history) == 4  # the recent one was kept
+    finally:
+        demo.close()
+        assistant.store.close()
+
+
 def test_share_without_internet_says_so_and_keeps_serving(cfg, caplog):
     import gradio as gr
     import httpx

@@ -46,3 +46,40 @@ def test_edge_tts_is_tried_again_after_the_retry_period(piper):
     list(speaker.speak("One.", VoiceOptions()))
     time.sleep(0.3)
     assert speaker.description.startswith("edge-tts")  # back to trying the configured engine
+
+
+# Resident memory kept after one long sentence, once the turn's malloc_trim has run: ONNX Runtime's arena keeps
+# its largest buffers, which tts.piper_arena false avoids. In a fresh process, so the figures are Piper's own.
+_MEMORY_KEPT_AFTER_A_LONG_SENTENCE = r"""
+import sys
+sys.path.insert(0, sys.argv[2])
+from audio.piper_speaker import PiperSpeaker
+from audio.tts import VoiceOptions
+from chatbot.malloc import release_free_memory
+def rss_mb():
+    return int(open("/proc/self/statm").read().split()[1]) * 4096 / 2**20
+piper = PiperSpeaker("embedded", arena=sys.argv[1] == "on")
+list(piper.speak("Hello there.", VoiceOptions()))
+release_free_memory()
+before = rss_mb()
+list(piper.speak(" ".join(["the quick brown fox jumps over the lazy dog"] * 8) + ".", VoiceOptions()))
+release_free_memory()
+print(rss_mb() - before)
+"""
+
+
+def memory_kept_mb(arena: bool) -> float:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    out = subprocess.run([sys.executable, "-c", _MEMORY_KEPT_AFTER_A_LONG_SENTENCE, "on" if arena else "off",
+                          str(Path(__file__).resolve().parent.parent)], capture_output=True, text=True, check=True,
+                         timeout=120).stdout
+    return float(out.split()[-1])
+
+
+def test_piper_without_its_arena_gives_a_long_sentences_memory_back():
+    kept_without, kept_with = memory_kept_mb(arena=False), memory_kept_mb(arena=True)
+    assert kept_without < 25, f"{kept_without:.0f} MB kept after one long sentence"
+    assert kept_with > 50, f"the arena kept only {kept_with:.0f} MB: this test no longer shows what it avoids"

@@ -128,3 +128,19 @@ def test_unwritable_audio_directory_still_delivers_the_text(assistant, tmp_path)
     assert final.stage == "done" and final.audio is None
     assert final.messages[-1]["content"].strip()  # the text arrived
     assert "audio could not be saved" in final.notice
+
+
+def test_every_turn_that_reached_the_model_ends_with_the_after_turn_hook(assistant):
+    """server.malloc_trim hands freed memory back here: after a finished turn and an abandoned one alike."""
+    ended = []
+    assistant.after_turn = lambda: ended.append(1)
+    session = assistant.new_session()
+    assert list(assistant.text_turn(session, "   "))[-1].stage == "failed"  # refused before the model: no turn
+    assert ended == []
+    assert list(assistant.text_turn(session, "Hello!", TurnOptions(speak=False)))[-1].stage == "done"
+    assert ended == [1]
+    turn = assistant.text_turn(session, "Tell me about the moon.", TurnOptions(speak=False))
+    next(turn), next(turn)  # the reply has started...
+    assert ended == [1]
+    turn.close()  # ...and its client went away
+    assert ended == [1, 1]
