@@ -39,8 +39,8 @@ class PiperSpeaker:
 def _session(path: Path, arena: bool):
     """ONNX Runtime's CPU arena keeps the largest activations it ever needed: a long sentence grew the server by
     80-140 MB at a time, for good. Without it the buffers go back to malloc, and the turn's malloc_trim hands them
-    back to the system: 200 sentences held 160 MB against 670 MB, at 0.55 s a sentence against 0.40 s
-    (bench/results.md, "Soak")."""
+    back to the system: after 100 sentences Piper held 157 MB against 581 MB with the arena, at 0.49 s against
+    0.39 s a long sentence and 75 against 70 ms a short one (bench/results.md, "Soak")."""
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
