@@ -143,7 +143,8 @@ def test_clear_empties_and_the_conversation_survives_a_reload_and_downloads(page
     page.wait_for_function("() => document.querySelectorAll('#chat .message-row.user-row').length === 1",
                            timeout=30_000)
     assert user_texts(page)[0].startswith("My name is Ada.")  # kept by this browser: Clear had dropped "Hello!"
-    assert bot_texts(page)[0][:40] == replies[0][:40]
+    restored = bot_texts(page)[0]  # the text only: a restored reply's audio is not kept
+    assert restored and replies[0].startswith(restored[:40])  # before the reload the player's clock follows it
 
     page.locator("#download").click()
     page.wait_for_selector("#downloads a", timeout=30_000)
