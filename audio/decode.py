@@ -41,9 +41,12 @@ def decode_file(path: str | Path, rate: int = SAMPLE_RATE) -> np.ndarray:
         with av.open(str(path), metadata_errors="ignore") as container:
             if not container.streams.audio:
                 raise AudioDecodeError(f"{path.name} holds no audio track")
-            return _resample(container.decode(audio=0), rate)
+            samples = _resample(container.decode(audio=0), rate)
     except av.error.FFmpegError as e:
         raise AudioDecodeError(f"{path.name} is not a readable audio file ({e.strerror or e})") from e
+    if samples.size == 0:  # a header and nothing after it: a recording cut off before it began
+        raise AudioDecodeError(f"{path.name} holds no sound (0 seconds of audio)")
+    return samples
 
 
 def decode_bytes(data: bytes, rate: int) -> np.ndarray:

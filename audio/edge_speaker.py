@@ -44,7 +44,7 @@ EDGE_SAMPLE_RATE = 24_000  # Hz: edge-tts streams 24 kHz MP3
 
 class EdgeSpeaker:
     def __init__(self, voice: str, voices: tuple[str, ...], *, pitch_hz: int, connect_timeout_s: float,
-                 receive_timeout_s: float):
+                 receive_timeout_s: float, proxy: str = ""):
         self._edge_tts = require("edge_tts", "edge-tts", "The edge-tts engine")
         self._voice = voice
         self._voices = list(dict.fromkeys((voice, *voices)))
@@ -52,6 +52,7 @@ class EdgeSpeaker:
         self._pitch = f"{pitch_hz:+d}Hz"
         self._connect_timeout_s = connect_timeout_s
         self._receive_timeout_s = receive_timeout_s
+        self._proxy = proxy or None  # an http:// proxy to reach Microsoft's service through (never logged)
         self.description = f"edge-tts {voice}"
 
     def voices(self) -> list[str]:
@@ -59,7 +60,7 @@ class EdgeSpeaker:
         if not self._listed:
             self._listed = True
             try:
-                listed = run_coroutine(self._edge_tts.list_voices, self._connect_timeout_s)
+                listed = run_coroutine(lambda: self._edge_tts.list_voices(proxy=self._proxy), self._connect_timeout_s)
                 self._voices = list(dict.fromkeys([*self._voices, *sorted(v["ShortName"] for v in listed)]))
             except Exception as e:  # offline: the configured voices are offered
                 log.info("edge-tts voice list unavailable (%s): offering the configured voices", type(e).__name__)
@@ -67,19 +68,32 @@ class EdgeSpeaker:
 
     async def _fetch_mp3(self, text: str, voice: str, rate_percent: int) -> bytes:
         communicate = self._edge_tts.Communicate(
-            text, voice, rate=f"{rate_percent:+d}%", pitch=self._pitch,
+            text, voice, rate=f"{rate_percent:+d}%", pitch=self._pitch, proxy=self._proxy,
             connect_timeout=max(1, math.ceil(self._connect_timeout_s)),  # edge-tts takes whole seconds
             receive_timeout=max(1, math.ceil(self._receive_timeout_s)),
         )
+        events = communicate.stream()
         data = bytearray()
-        async for event in communicate.stream():
-            if event["type"] == "audio":
-                data.extend(event["data"])
+        # Until the first audio, connecting (through a proxy, TLS, the websocket handshake) and the service
+        # starting to speak; then, between events, the service stalling mid-stream. aiohttp alone does not bound
+        # every step: a proxy that never answers CONNECT would hold the turn until the overall deadline.
+        wait = self._connect_timeout_s + self._receive_timeout_s
+        try:
+            while True:
+                try:
+                    event = await asyncio.wait_for(anext(events), wait)
+                except StopAsyncIteration:
+                    break
+                if event["type"] == "audio":
+                    data.extend(event["data"])
+                    wait = self._receive_timeout_s
+        finally:
+            await events.aclose()
         return bytes(data)
 
     def speak(self, text: str, options: VoiceOptions) -> Iterator[SpeechChunk]:
         voice = options.voice or self._voice
-        # The overall bound covers a service that accepts the connection and then trickles bytes.
+        # The overall bound covers a service that trickles bytes, each within the receive timeout.
         deadline = self._connect_timeout_s + 4 * self._receive_timeout_s
         mp3 = run_coroutine(lambda: self._fetch_mp3(text, voice, options.rate_percent), deadline)
         yield SpeechChunk(EDGE_SAMPLE_RATE, decode_bytes(mp3, EDGE_SAMPLE_RATE), f"edge-tts {voice}")

@@ -113,7 +113,7 @@ class FallbackSpeaker:
 
 def create_speaker(engine: str, *, voice: str, voices: tuple[str, ...], pitch_hz: int, connect_timeout_s: float,
                    receive_timeout_s: float, retry_after_s: float, fallback: str, piper_model: str,
-                   piper_arena: bool = False) -> Speaker:
+                   piper_arena: bool = False, proxy: str = "") -> Speaker:
     """The configured engine, wrapped with the Piper fallback when the engine is an online one."""
     from audio.piper_speaker import PiperSpeaker
 
@@ -123,7 +123,7 @@ def create_speaker(engine: str, *, voice: str, voices: tuple[str, ...], pitch_hz
         from audio.edge_speaker import EdgeSpeaker
 
         edge = EdgeSpeaker(voice, voices, pitch_hz=pitch_hz, connect_timeout_s=connect_timeout_s,
-                           receive_timeout_s=receive_timeout_s)
+                           receive_timeout_s=receive_timeout_s, proxy=proxy)
         if fallback == "none":
             return edge
         return FallbackSpeaker(edge, PiperSpeaker(piper_model, arena=piper_arena), retry_after_s)

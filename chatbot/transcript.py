@@ -13,7 +13,7 @@ import secrets
 import time
 from pathlib import Path
 
-from chatbot.turn import ChatSession, STOPPED_MARK
+from chatbot.turn import NOT_ANSWERED, SPOKEN, STOPPED_MARK, ChatSession, text_and_path
 
 log = logging.getLogger(__name__)
 
@@ -21,23 +21,14 @@ FORMAT = "voice-chatbot.conversation.v1"
 _MAX_ENTRIES = 1000  # a restored record larger than this is cut to its latest entries
 _MAX_TEXT = 50_000  # characters per message in a restored record
 EMPTY_RECORD = {"format": FORMAT, "messages": [], "turns": []}
-SPOKEN = "🎙️ "  # marks, in the restored panel, a message that was spoken (its transcript)
-
-
-def _text_and_audio(content) -> tuple[str, bool]:
-    """A panel message's text, and whether it carried audio."""
-    if isinstance(content, str):
-        return content, False
-    items = content if isinstance(content, (list, tuple)) else [content]
-    texts = [item for item in items if isinstance(item, str)]
-    return " ".join(texts), any(isinstance(item, dict) and "path" in item for item in items)
 
 
 def to_record(session: ChatSession) -> dict:
     """What the chat panel shows and what the model remembers, as JSON-safe plain data."""
     entries = []
     for message in session.messages:
-        text, audio = _text_and_audio(message.get("content"))
+        text, path = text_and_path(message.get("content"))
+        audio = path is not None
         if text.startswith(SPOKEN):  # restored earlier: its audio is gone, the mark stays
             text, audio = text.removeprefix(SPOKEN), True
         entry = {"role": message["role"], "text": text}
@@ -62,7 +53,7 @@ def restore(session: ChatSession, record) -> bool:
             text = SPOKEN + text
         message = {"role": entry["role"], "content": text}
         if entry.get("failed"):
-            message["metadata"] = {"title": "Not answered"}
+            message["metadata"] = {"title": NOT_ANSWERED}
         session.messages.append(message)
     for user, reply in turns:
         session.conversation.commit(user, reply)

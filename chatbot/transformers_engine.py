@@ -12,7 +12,7 @@ import torch
 from transformers import (AutoModelForCausalLM, AutoTokenizer, StoppingCriteria, StoppingCriteriaList,
                           TextIteratorStreamer)
 
-from chatbot.generator import GenerationSettings, Message
+from chatbot.generator import GenerationSettings, Message, ReplyError
 
 log = logging.getLogger(__name__)
 
@@ -154,4 +154,8 @@ class TransformersGenerator:
             closed.set()
             worker.join()
         if failure:
+            if isinstance(failure[0], torch.OutOfMemoryError):
+                where = "The GPU" if self._device == "cuda" else "The computer"
+                raise ReplyError(f"{where} ran out of memory for this answer; the memory was freed. Send a shorter "
+                                 "message, or clear the conversation.") from failure[0]
             raise failure[0]

@@ -31,6 +31,9 @@ log = logging.getLogger(__name__)
 
 SPEECH_CAP_NOTICE = "The rest of the answer is in the chat."
 STOPPED_MARK = " ⏹️"
+NOT_ANSWERED = "Not answered"  # the title of the message that ends a failed turn; the user's message stays
+SPOKEN = "🎙️ "  # marks a restored voice message: its transcript, its audio gone
+_RETRY_WAIT_S = 5.0  # a retry waits this long for the reply it replaces to end
 _CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # all but tab and newline
 
 
@@ -43,6 +46,24 @@ class ChatSession:
     cancel: threading.Event = field(default_factory=threading.Event)  # the running turn's
     notices_shown: set[str] = field(default_factory=set)  # what the user was already told
     turn_times: deque = field(default_factory=deque)  # time.monotonic() of recent turns, for the rate limit
+    running: int = 0  # turns of this session not yet ended (a stopped one ends at its next token)
+    _ended: threading.Condition = field(default_factory=threading.Condition, repr=False)
+
+    def tracked(self, updates: Iterator[TurnUpdate]) -> Iterator[TurnUpdate]:
+        """A turn's updates, counted in `running` until the turn ends, however it ends."""
+        with self._ended:
+            self.running += 1
+        try:
+            yield from updates
+        finally:
+            with self._ended:
+                self.running -= 1
+                self._ended.notify_all()
+
+    def wait_until_idle(self, timeout_s: float) -> bool:
+        """Wait for this session's running turns to end (after `stop`); False if one is still running."""
+        with self._ended:
+            return self._ended.wait_for(lambda: self.running == 0, timeout_s)
 
     def begin_turn(self) -> threading.Event:
         """Stop the turn still running (a new message interrupts the old reply) and start a new one."""
@@ -131,6 +152,12 @@ class Assistant:
         session.turn_times.append(now)
         return ""
 
+    @staticmethod
+    def _refused(session: ChatSession, refusal: str) -> TurnUpdate:
+        """A turn that does not start: nothing is added to the chat, the user is told why."""
+        log.info("turn refused: %s", refusal)
+        return TurnUpdate(list(session.messages), "failed", notice=refusal)
+
     def text_turn(self, session: ChatSession, text: str, options: TurnOptions = TurnOptions()) -> Iterator[TurnUpdate]:
         text = _CONTROL_CHARS.sub("", text or "").strip()
         refusal = "" if text else "Type a message first."
@@ -139,20 +166,57 @@ class Assistant:
                        f"{self.limits.max_text_chars:,}. Please shorten it.")
         refusal = refusal or self._refusal(session)
         if refusal:
-            log.info("message refused: %s", refusal)
-            yield TurnUpdate(list(session.messages), "failed", notice=refusal)
+            yield self._refused(session, refusal)
             return
-        cancel = session.begin_turn()
-        session.messages.append({"role": "user", "content": text})
-        yield from self._reply(session, text, options, cancel, timings={}, started=time.perf_counter())
+        yield from self._text(session, text, options)
 
     def voice_turn(self, session: ChatSession, audio_path: str | Path | None,
                    options: TurnOptions = TurnOptions()) -> Iterator[TurnUpdate]:
         refusal = self._refusal(session) if audio_path else "Record or upload some audio first."
         if refusal:
-            log.info("recording refused: %s", refusal)
-            yield TurnUpdate(list(session.messages), "failed", notice=refusal)
+            yield self._refused(session, refusal)
             return
+        yield from self._voice(session, audio_path, options)
+
+    def retry_turn(self, session: ChatSession, options: TurnOptions = TurnOptions()) -> Iterator[TurnUpdate]:
+        """Send the last message again: after a failed turn, or for a new answer to one that was answered.
+
+        A recording is transcribed again while its file is still there, else its transcript is sent as text.
+        """
+        index = next((i for i in range(len(session.messages) - 1, -1, -1)
+                      if session.messages[i]["role"] == "user"), None)
+        if index is None:
+            yield self._refused(session, "There is no message to send again.")
+            return
+        text, path = text_and_path(session.messages[index]["content"])
+        text = text.removeprefix(SPOKEN).strip()
+        path = path if path and Path(path).is_file() else None
+        refusal = "" if text or path else "That recording is no longer available. Please record it again."
+        refusal = refusal or self._refusal(session)
+        if refusal:
+            yield self._refused(session, refusal)
+            return
+        session.stop()  # a reply still running for it ends at its next token
+        if not session.wait_until_idle(_RETRY_WAIT_S):
+            yield self._refused(session, "The previous answer is still ending. Please try again in a moment.")
+            return
+        if _answered(session.messages[index + 1:]):
+            session.conversation.drop_last()  # the model forgets the answer being replaced
+        del session.messages[index:]
+        log.info("retrying the last message (%s)", "recording" if path else "text")
+        yield from (self._voice(session, path, options) if path else self._text(session, text, options))
+
+    def _text(self, session: ChatSession, text: str, options: TurnOptions) -> Iterator[TurnUpdate]:
+        cancel = session.begin_turn()
+        session.messages.append({"role": "user", "content": text})
+        yield from session.tracked(self._reply(session, text, options, cancel, timings={},
+                                               started=time.perf_counter()))
+
+    def _voice(self, session: ChatSession, audio_path: str | Path, options: TurnOptions) -> Iterator[TurnUpdate]:
+        yield from session.tracked(self._transcribe_and_reply(session, audio_path, options))
+
+    def _transcribe_and_reply(self, session: ChatSession, audio_path: str | Path,
+                              options: TurnOptions) -> Iterator[TurnUpdate]:
         started = time.perf_counter()  # the recording is complete: voice-to-voice latency counts from here
         cancel = session.begin_turn()
         audio_path = str(audio_path)
@@ -162,13 +226,18 @@ class Assistant:
         notice = ""
         try:
             audio = decode_file(audio_path)
-            if len(audio) > self.limits.max_audio_s * SAMPLE_RATE:
-                audio = audio[: int(self.limits.max_audio_s * SAMPLE_RATE)]
-                notice = f"Only the first {self.limits.max_audio_s:.0f} s of your recording were used."
-            transcript = self.engines.transcriber.transcribe(audio, options.language)
         except AudioDecodeError as e:
             yield self._failed(session, f"That audio could not be read: {e}")
             return
+        if len(audio) < self.limits.min_audio_s * SAMPLE_RATE:  # Whisper makes up words for a click or a breath
+            yield self._failed(session, f"That recording is only {len(audio) / SAMPLE_RATE:.1f} s long. Keep "
+                                        f"recording while you speak (at least {self.limits.min_audio_s:g} s).")
+            return
+        if len(audio) > self.limits.max_audio_s * SAMPLE_RATE:
+            audio = audio[: int(self.limits.max_audio_s * SAMPLE_RATE)]
+            notice = f"Only the first {self.limits.max_audio_s:.0f} s of your recording were used."
+        try:
+            transcript = self.engines.transcriber.transcribe(audio, options.language)
         except Exception as e:
             log.exception("speech-to-text failed")
             yield self._failed(session, f"Speech recognition failed ({type(e).__name__}). Please try again.")
@@ -190,7 +259,7 @@ class Assistant:
         """End the turn: the user's message stays in the panel, followed by what went wrong."""
         log.warning("turn failed: %s", message)
         session.messages.append({"role": "assistant", "content": f"⚠️ {message}",
-                                 "metadata": {"title": "Not answered"}})
+                                 "metadata": {"title": NOT_ANSWERED}})
         return TurnUpdate(list(session.messages), "failed", notice=message)
 
     def _reply(self, session: ChatSession, user_text: str, options: TurnOptions, cancel: threading.Event,
@@ -329,3 +398,21 @@ class Assistant:
     def _save(self, chunks: list[SpeechChunk]) -> Path:
         """One WAV of the whole reply, for replay from the chat (pieces from different engines are resampled)."""
         return self.store.save_wav(*join_chunks(chunks))
+
+
+def text_and_path(content) -> tuple[str, str | None]:
+    """A panel message's text (a voice message's transcript) and the path of the audio it carries, if any."""
+    items = content if isinstance(content, (list, tuple)) else [content]
+    texts = [item for item in items if isinstance(item, str)]
+    paths = [item["path"] for item in items if isinstance(item, dict) and "path" in item]
+    return " ".join(texts), (paths[0] if paths else None)
+
+
+def _answered(replies: list[dict]) -> bool:
+    """Whether these panel messages (those after a user message) hold an answer the conversation committed:
+    a finished or stopped reply with text, not a failure."""
+    for message in replies:
+        if message["role"] == "assistant" and not (message.get("metadata") or {}).get("title"):
+            text, _path = text_and_path(message["content"])
+            return bool(text.removesuffix(STOPPED_MARK.strip()).strip())
+    return False

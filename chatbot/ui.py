@@ -11,6 +11,7 @@ Named API endpoints (callable with gradio_client), each returning (chat history,
 from __future__ import annotations
 
 import logging
+import re
 import time
 import weakref
 from typing import Iterator
@@ -24,8 +25,11 @@ from chatbot.turn import Assistant, ChatSession, TurnOptions, TurnUpdate
 
 log = logging.getLogger(__name__)
 
+# The copy button is hidden on the user's own messages, which are shown Markdown-escaped (see `shown`): it would
+# copy the escapes. Selecting the text copies it as typed.
 CSS = """
 #status-line { font-size: 0.85em; opacity: 0.8; }
+#chat .message-buttons-right button[aria-label='Copy message'] { display: none; }
 """
 # Runs in the browser on a new turn, Stop and Clear: silence whatever reply is still playing.
 _PAUSE_AUDIO_JS = "() => { document.querySelectorAll('audio').forEach(a => a.pause()); }"
@@ -40,6 +44,24 @@ def _pcm(chunks: tuple[SpeechChunk, ...]) -> tuple[int, np.ndarray]:
     """New speech chunks as one (sample_rate, int16) block for the streaming player."""
     rate, samples = join_chunks(chunks)
     return rate, (np.clip(samples, -1, 1) * 32767).astype(np.int16)
+
+
+_MARKUP = re.compile(r"([!-/:-@\[-`{-~])")  # ASCII punctuation: each may be backslash-escaped in Markdown
+
+
+def _as_typed(content):
+    if isinstance(content, str):
+        return _MARKUP.sub(r"\\\1", content)
+    if isinstance(content, list):
+        return [_as_typed(item) for item in content]
+    return content
+
+
+def shown(messages: list[dict]) -> list[dict]:
+    """The chat as the browser shows it. What the user typed is shown exactly as typed: Gradio renders the
+    Markdown and HTML in a message (sanitized, so never run), so `**x**` would turn bold and `<img src=...>`
+    fetch an image. The assistant's answers keep their Markdown (code blocks, lists)."""
+    return [{**m, "content": _as_typed(m["content"])} if m["role"] == "user" else m for m in messages]
 
 
 def _toasts(update: TurnUpdate, session: ChatSession) -> None:
@@ -69,7 +91,7 @@ def _to_player(updates: Iterator[TurnUpdate], session: ChatSession, interval_s: 
     for update in _paced(updates, interval_s):
         _toasts(update, session)
         audio = _pcm(update.speech) if update.speech else gr.skip()
-        yield update.messages, audio, _PROGRESS.get(update.stage, ""), session
+        yield shown(update.messages), audio, _PROGRESS.get(update.stage, ""), session
 
 
 def _to_file(updates: Iterator[TurnUpdate], session: ChatSession, interval_s: float):
@@ -110,6 +132,11 @@ def build_ui(assistant: Assistant, *, title: str = "Voice Chatbot", browser_secr
     def ui_send_audio(*args):
         yield from _to_player(*voice_turn(*args), stream_interval_s)
 
+    def ui_retry(session, *settings):
+        """The chat's retry button: the last message again (a failed turn, or a new answer)."""
+        session = session_of(session)
+        yield from _to_player(assistant.retry_turn(session, options(*settings)), session, stream_interval_s)
+
     # Named parameters: gradio_client callers pass them by these names (predict("Hi", speak=False, ...)).
     def send_text(message, session, voice, rate_percent, language, speak):
         yield from _to_file(*text_turn(message, session, voice, rate_percent, language, speak), stream_interval_s)
@@ -135,7 +162,7 @@ def build_ui(assistant: Assistant, *, title: str = "Voice Chatbot", browser_secr
         if record is not None:
             transcript.restore(session, record)
         open_tabs[request.session_hash] = session
-        return session, list(session.messages)
+        return session, shown(session.messages)
 
     def tab_closed(request: gr.Request) -> None:
         session = open_tabs.pop(request.session_hash, None)
@@ -163,6 +190,10 @@ def build_ui(assistant: Assistant, *, title: str = "Voice Chatbot", browser_secr
     def busy(text: str):
         """A turn starts: the message moves to `pending`, Send gives way to Stop."""
         return "", text, gr.update(interactive=False), gr.update(visible=True)
+
+    def working():
+        """A recording or a retry starts a turn: Send gives way to Stop."""
+        return gr.update(interactive=False), gr.update(visible=True)
 
     def idle():
         return gr.update(interactive=True), gr.update(visible=False), "", _status_markdown(assistant)
@@ -235,19 +266,21 @@ def build_ui(assistant: Assistant, *, title: str = "Voice Chatbot", browser_secr
                          ).then(ui_send_text, [pending, session, *settings], ui_outputs,
                                 api_name="stream_text", api_visibility="undocumented",  # the latency benchmark
                                 ))
-        after_turn(gr.on([voice_in.stop_recording, voice_in.upload],
-                         lambda: (gr.update(interactive=False), gr.update(visible=True)),
-                         None, [send, stop_button], queue=False, **private
+        after_turn(gr.on([voice_in.stop_recording, voice_in.upload], working, None, [send, stop_button],
+                         queue=False, **private
                          ).then(ui_send_audio, [voice_in, session, *settings], ui_outputs,
                                 api_name="stream_audio", api_visibility="undocumented",
                                 ).then(lambda: None, None, voice_in, **private))
+        after_turn(chatbot.retry(working, None, [send, stop_button], queue=False, **private
+                                 ).then(ui_retry, [session, *settings], ui_outputs, **private))
         stop_button.click(stop, [session], None, queue=False, **private)
-        clear_button.click(clear, [session], [session, chatbot, saved], queue=False, **private
-                           ).then(lambda: gr.update(value=None, visible=False), None, downloads, **private)
+        gr.on([clear_button.click, chatbot.clear], clear, [session], [session, chatbot, saved], queue=False,
+              **private).then(lambda: gr.update(value=None, visible=False), None, downloads, **private)
         download_button.click(download, [session], [downloads], **private)
         demo.load(restore, [saved], [session, chatbot], **private)
         demo.unload(tab_closed)
         autoplay.change(lambda on: gr.update(autoplay=on), [autoplay], [player], queue=False, **private)
-        gr.on([message.submit, send.click, stop_button.click, clear_button.click, voice_in.stop_recording,
-               voice_in.upload], None, None, None, js=_PAUSE_AUDIO_JS, **private)
+        gr.on([message.submit, send.click, stop_button.click, clear_button.click, chatbot.clear,
+               voice_in.stop_recording, voice_in.upload, chatbot.retry], None, None, None, js=_PAUSE_AUDIO_JS,
+              **private)
     return demo

@@ -1,5 +1,6 @@
 """The app as users and scripts reach it: launched on 127.0.0.1, driven over HTTP with gradio_client."""
 
+import contextlib
 import dataclasses
 import logging
 import socket
@@ -23,6 +24,20 @@ def free_port() -> int:
 def on_port(cfg, port: int, share: bool = False):
     server = dataclasses.replace(cfg.server, host="127.0.0.1", port=port, share=share)
     return dataclasses.replace(cfg, server=server)
+
+
+@contextlib.contextmanager
+def running_app(cfg, engines, **server_settings):
+    """The app on a free port of 127.0.0.1, with these server settings changed; yields (demo, assistant)."""
+    cfg = on_port(cfg, free_port())
+    cfg = dataclasses.replace(cfg, server=dataclasses.replace(cfg.server, **server_settings))
+    demo, assistant = app.create_app(cfg, engines)
+    app.launch(demo, cfg, block=False)
+    try:
+        yield demo, assistant
+    finally:
+        demo.close()
+        assistant.store.close()
 
 
 @pytest.fixture(scope="module")
@@ -86,11 +101,7 @@ def test_two_clients_have_separate_conversations(server):
 def test_the_server_keeps_at_most_max_sessions_and_forgets_the_least_recently_used(cfg, engines):
     from gradio_client import Client
 
-    cfg = on_port(cfg, free_port())
-    cfg = dataclasses.replace(cfg, server=dataclasses.replace(cfg.server, max_sessions=2))
-    demo, assistant = app.create_app(cfg, engines)
-    app.launch(demo, cfg, block=False)
-    try:
+    with running_app(cfg, engines, max_sessions=2) as (demo, _assistant):
         first, second, third = (Client(demo.local_url, verbose=False, download_files=False) for _ in range(3))
         assert len(first.predict("Hello!", speak=False, api_name="/send_text")[0]) == 2
         second.predict("Hi there.", speak=False, api_name="/send_text")
@@ -101,9 +112,35 @@ def test_the_server_keeps_at_most_max_sessions_and_forgets_the_least_recently_us
         assert len(history) == 2  # the least recently used conversation was forgotten: a fresh one began
         history, _ = third.predict("And again.", speak=False, api_name="/send_text")
         assert len(history) == 4  # the recent one was kept
-    finally:
-        demo.close()
-        assistant.store.close()
+
+
+def test_a_full_queue_tells_the_extra_senders_to_retry_and_answers_the_others(cfg, engines):
+    """One turn at a time and one waiting: of four sent at once, the first two are answered and the rest are
+    told the queue is full, at once, without disturbing the others."""
+    from gradio_client import Client
+
+    with running_app(cfg, engines, concurrency=1, queue_size=1) as (demo, _assistant):
+        clients = [Client(demo.local_url, verbose=False, download_files=False) for _ in range(4)]
+        jobs = [c.submit(f"Tell me a fact about the number {i}.", api_name="/send_text") for i, c in enumerate(clients)]
+        outcomes = []
+        for job in jobs:
+            try:
+                history, _audio = job.result(timeout=180)
+                outcomes.append("answered" if reply_of(history)[0].strip() else "empty")
+            except Exception as e:  # gradio_client raises the server's message
+                outcomes.append("busy" if "queue is full" in str(e).lower() else f"error: {e!r}")
+    assert sorted(outcomes) == ["answered", "answered", "busy", "busy"], outcomes
+
+
+def test_an_upload_over_the_limit_is_refused(cfg, engines):
+    import httpx
+
+    with running_app(cfg, engines, max_upload_mb=1) as (demo, _assistant):
+        upload = demo.local_url.rstrip("/") + "/gradio_api/upload"
+        big = httpx.post(upload, files={"files": ("long.wav", b"\0" * (3 * 2**20), "audio/wav")}, timeout=30)
+        assert big.status_code == 413 and "maximum allowed size of 1048576 bytes" in big.text
+        small = httpx.post(upload, files={"files": ("short.wav", b"\0" * 1000, "audio/wav")}, timeout=30)
+        assert small.status_code == 200  # the limit, not the route, refused the first
 
 
 def test_share_without_internet_says_so_and_keeps_serving(cfg, caplog):
@@ -116,6 +153,7 @@ def test_share_without_internet_says_so_and_keeps_serving(cfg, caplog):
     with caplog.at_level(logging.INFO, logger="app"):
         app.launch(demo, shared_cfg, block=False)
     try:
+        assert any("sharing without a login" in r.getMessage() for r in caplog.records)  # no auth configured
         if demo.share_url is None:  # offline, as on CI
             assert any("no public link" in r.getMessage() for r in caplog.records)
         assert httpx.get(demo.local_url, timeout=10).status_code == 200

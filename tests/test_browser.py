@@ -161,6 +161,38 @@ def test_clear_empties_and_the_conversation_survives_a_reload_and_downloads(page
     assert user_texts(page) == []  # cleared stays cleared
 
 
+def test_what_the_user_types_shows_as_typed_and_markup_never_runs(page):
+    typed = ("1. <script>window.__ran = 1</script><img src=x onerror=\"window.__ran = 2\"> <b>bold</b> **stars** "
+             "`code` [link](javascript:alert(1)) & $(rm -rf ~) C:\\path # not a heading")
+    page.locator("#message textarea").fill(typed)
+    page.locator("#message textarea").press("Enter")
+    wait_for_reply(page)
+    assert user_texts(page)[0] == typed  # text, not HTML or Markdown
+    assert page.evaluate("window.__ran") is None  # nothing in it ran
+    assert page.eval_on_selector_all("#chat .message-row.user-row img, #chat .message-row.user-row a, "
+                                     "#chat .message-row.user-row b, #chat .message-row.user-row code",
+                                     "elements => elements.length") == 0
+    own_copy = page.locator("#chat .message-buttons-right button[aria-label='Copy message']")
+    assert own_copy.count() == 1 and not own_copy.is_visible()  # it would copy the escapes: hidden by the CSS
+
+
+def test_retry_answers_again_and_the_chats_own_clear_empties_for_good(page):
+    page.locator("#message textarea").fill("Name a fruit.")
+    page.locator("#message textarea").press("Enter")
+    wait_for_reply(page)
+    page.locator("#chat button[aria-label='Retry']").click()
+    page.wait_for_selector("#stop", state="visible", timeout=10_000)  # a new turn runs for the same message
+    wait_for_reply(page)
+    assert user_texts(page) == ["Name a fruit."] and len(bot_texts(page)) == 1  # replaced, not added
+
+    page.locator("#chat button[aria-label='Clear']").click()  # the chat panel's own clear icon
+    page.wait_for_function("() => document.querySelectorAll('#chat .message-row').length === 0", timeout=10_000)
+    page.reload()
+    page.wait_for_selector("#message textarea", timeout=60_000)
+    time.sleep(2)  # a restored conversation would be back by now
+    assert user_texts(page) == []
+
+
 def test_closing_the_tab_mid_reply_stops_generation_and_speech(chromium, cfg, engines, caplog):
     from chatbot.engines import Engines, build_generator
 

@@ -81,3 +81,41 @@ def test_dtype_is_bf16_on_cuda_and_fp32_on_cpu():
     assert choose_dtype("auto", "cuda") == torch.bfloat16
     assert choose_dtype("auto", "cpu") == torch.float32
     assert choose_dtype("float16", "cuda") == torch.float16
+
+
+def test_out_of_memory_during_generation_is_told_and_the_next_turn_works(tiny_phi3, engines, cfg, tmp_path):
+    """The model raises torch's OutOfMemoryError mid-reply, as CUDA does when the KV cache outgrows the GPU:
+    the turn ends with a message saying so (the engine frees the CUDA cache first), the model lock is free
+    again, and the next turn is answered."""
+    import dataclasses
+
+    import torch
+
+    from audio.store import AudioStore
+    from chatbot.turn import Assistant, TurnOptions
+
+    tokenizer, model = load_causal_lm(str(tiny_phi3), device="cpu", dtype=torch.float32, attention="sdpa")
+    settings = GenerationSettings(max_new_tokens=12, temperature=0.0, top_p=1.0, repetition_penalty=1.0)
+    generator = TransformersGenerator(tokenizer, model, settings, name="tiny-phi3", device="cpu")
+    calls = []
+
+    def out_of_memory_on_the_third_step(_module, _inputs, _output):
+        calls.append(1)
+        if len(calls) == 3:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    hook = model.model.layers[0].register_forward_hook(out_of_memory_on_the_third_step)
+    store = AudioStore(tmp_path / "audio", 60)
+    try:
+        assistant = Assistant.from_config(cfg, dataclasses.replace(engines, generator=generator), store)
+        session = assistant.new_session()
+        final = list(assistant.text_turn(session, "Hello there", TurnOptions(speak=False)))[-1]
+        assert final.stage == "failed" and "ran out of memory" in final.notice and "shorter" in final.notice
+        assert "2.00 GiB" not in final.notice and len(calls) == 3
+        assert session.messages[0]["content"] == "Hello there"  # kept, to send again
+
+        final = list(assistant.retry_turn(session, TurnOptions(speak=False)))[-1]
+        assert final.stage == "done" and len(calls) > 3 and session.messages[-1]["content"].strip()
+    finally:
+        hook.remove()
+        store.close()

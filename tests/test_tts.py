@@ -1,3 +1,4 @@
+import threading
 import time
 
 import numpy as np
@@ -38,6 +39,55 @@ def test_edge_tts_real_call_fails_fast_offline_and_piper_speaks(piper):
     edge.speak = lambda *a, **k: edge_calls.append(1) or original(*a, **k)
     list(speaker.speak("Second turn.", VoiceOptions()))
     assert edge_calls == []  # within retry_after_s the dead service is skipped
+
+
+class SilentProxy:
+    """A proxy on 127.0.0.1 that accepts connections, reads the request and never answers: edge-tts's service
+    when it stalls. It records what it was asked for."""
+
+    def __init__(self):
+        import socket
+
+        self.requests: list[bytes] = []
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._server.getsockname()[1]}"
+        self._open: list = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                connection, _ = self._server.accept()
+            except OSError:  # closed
+                return
+            self._open.append(connection)
+            self.requests.append(connection.recv(4096))
+
+    def close(self):
+        self._server.close()
+        for connection in self._open:
+            connection.close()
+
+
+def test_edge_tts_that_stalls_is_given_up_within_its_timeouts_and_piper_speaks(piper):
+    """The real edge-tts request goes to a server that never answers: the receive timeout ends it, Piper
+    speaks, and one failure is all it costs (no retry storm)."""
+    proxy = SilentProxy()
+    try:
+        edge = EdgeSpeaker("en-US-AriaNeural", (), pitch_hz=0, connect_timeout_s=1, receive_timeout_s=1,
+                           proxy=proxy.url)
+        speaker = FallbackSpeaker(edge, piper, retry_after_s=60)
+        started = time.perf_counter()
+        chunks = list(speaker.speak("Is anybody there?", VoiceOptions()))
+        waited = time.perf_counter() - started
+        assert chunks and chunks[0].spoken_by == "Piper joe" and "unavailable" in chunks[0].note
+        assert len(proxy.requests) == 1 and b"speech.platform.bing.com" in proxy.requests[0]  # really asked
+        assert waited < 1 + 1 + 1.5  # the connect and receive timeouts bound it (edge-tts's own did not)
+        for _ in range(3):
+            list(speaker.speak("Still there?", VoiceOptions()))
+        assert len(proxy.requests) == 1  # later turns skip the stalled service until retry_after_s
+    finally:
+        proxy.close()
 
 
 def test_edge_tts_is_tried_again_after_the_retry_period(piper):

@@ -78,7 +78,7 @@ def test_two_sessions_never_see_each_other(assistant):
         assert secrets[other] not in str(prompt)
 
 
-def test_bad_input_ends_the_turn_with_a_message_and_keeps_the_session(assistant, tmp_path):
+def test_bad_input_ends_the_turn_with_a_message_and_keeps_the_session(assistant, piper, tmp_path):
     session = assistant.new_session()
     (empty,) = list(assistant.text_turn(session, "   "))
     assert empty.stage == "failed" and "Type a message" in empty.notice and session.messages == []
@@ -92,16 +92,48 @@ def test_bad_input_ends_the_turn_with_a_message_and_keeps_the_session(assistant,
 
     silence = write_wav(tmp_path / "silence.wav", 16000, __import__("numpy").zeros(16000 * 2))
     final = list(assistant.voice_turn(session, silence))[-1]
-    assert final.stage == "failed" and "No speech" in final.notice
+    assert final.stage == "failed" and "No speech" in final.notice  # never a hallucinated "You"
+
+    rate, samples = speak(piper, "What is the capital of France?")
+    clip = write_wav(tmp_path / "clip.wav", rate, samples[: rate // 10])  # 0.1 s: the start of a word
+    final = list(assistant.voice_turn(session, clip))[-1]  # tiny.en hears "We'll see you next time." in it
+    assert final.stage == "failed" and "only 0.1 s long" in final.notice
+
+    whole = write_wav(tmp_path / "question.wav", rate, samples).read_bytes()
+    header_only = tmp_path / "cut-off.wav"
+    header_only.write_bytes(whole[:44])  # the recording ended before its first sample
+    final = list(assistant.voice_turn(session, header_only))[-1]
+    assert final.stage == "failed" and "holds no sound" in final.notice
+
+    truncated = tmp_path / "truncated.wav"
+    truncated.write_bytes(whole[: len(whole) * 2 // 3])  # an upload cut short: what arrived is used
+    final = list(assistant.voice_turn(session, truncated, TurnOptions(speak=False)))[-1]
+    assert final.stage == "done" and "capital" in str(session.messages[-2]["content"][0]).lower()
 
     ok = list(assistant.text_turn(session, "Hello!", TurnOptions(speak=False)))[-1]
     assert ok.stage == "done"  # the same session goes on
 
 
+@pytest.mark.parametrize("text", [
+    "😀🎉👍",
+    "مرحبا، كيف حالك اليوم؟",  # right to left
+    "Was heißt 'thank you' auf Deutsch? 你好 and שלום too.",  # mixed languages and scripts
+    "<script>alert('hi')</script> <img src=x onerror=alert(1)> **bold** [link](javascript:alert(1))",
+    "$(rm -rf ~); `reboot` | cat /etc/passwd && echo $HOME > /tmp/x; '\"",
+])
+def test_any_text_is_a_message_kept_exactly_as_written(assistant, text):
+    """Nothing the user types is interpreted on the server: it reaches the model and the history unchanged
+    (the browser renders it; tests/test_browser.py checks that markup is never run)."""
+    session = assistant.new_session()
+    final = list(assistant.text_turn(session, text, TurnOptions(speak=False)))[-1]
+    assert final.stage == "done"
+    assert session.messages[0]["content"] == text and session.conversation.turns[0][0] == text
+
+
 def test_limits_refuse_long_text_cut_long_audio_and_slow_down_a_flood(assistant, piper, tmp_path):
     from chatbot.config import LimitsConfig
 
-    assistant.limits = LimitsConfig(max_text_chars=40, max_audio_s=1.0, turns_per_minute=2)
+    assistant.limits = LimitsConfig(max_text_chars=40, min_audio_s=0.3, max_audio_s=1.0, turns_per_minute=2)
     session = assistant.new_session()
     (refused,) = list(assistant.text_turn(session, "word " * 20))
     assert refused.stage == "failed" and "the limit is 40" in refused.notice and session.messages == []
