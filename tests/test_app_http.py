@@ -115,8 +115,8 @@ def test_the_server_keeps_at_most_max_sessions_and_forgets_the_least_recently_us
 
 
 def test_a_full_queue_tells_the_extra_senders_to_retry_and_answers_the_others(cfg, engines):
-    """One turn at a time and one waiting: of four sent at once, the first two are answered and the rest are
-    told the queue is full, at once, without disturbing the others."""
+    """One turn at a time and one waiting: of four sent at once, two are answered and two are told at once that
+    the queue is full (gradio_client raises the server's "Queue is full! Please try again later.")."""
     from gradio_client import Client
 
     with running_app(cfg, engines, concurrency=1, queue_size=1) as (demo, _assistant):

@@ -123,7 +123,7 @@ def test_bad_input_ends_the_turn_with_a_message_and_keeps_the_session(assistant,
 ])
 def test_any_text_is_a_message_kept_exactly_as_written(assistant, text):
     """Nothing the user types is interpreted on the server: it reaches the model and the history unchanged
-    (the browser renders it; tests/test_browser.py checks that markup is never run)."""
+    (tests/test_browser.py checks that the browser shows it as typed and runs none of it)."""
     session = assistant.new_session()
     final = list(assistant.text_turn(session, text, TurnOptions(speak=False)))[-1]
     assert final.stage == "done"
