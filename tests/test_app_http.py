@@ -42,12 +42,8 @@ def running_app(cfg, engines, **server_settings):
 
 @pytest.fixture(scope="module")
 def server(cfg, engines):
-    cfg = on_port(cfg, free_port())
-    demo, assistant = app.create_app(cfg, engines)
-    app.launch(demo, cfg, block=False)
-    yield demo.local_url, assistant
-    demo.close()
-    assistant.store.close()
+    with running_app(cfg, engines) as (demo, assistant):
+        yield demo.local_url, assistant
 
 
 def reply_of(history: list[dict]) -> tuple[str, str | None]:

@@ -14,9 +14,8 @@ from pathlib import Path
 
 import pytest
 
-import app
 from tests.media import resample, speak, write_wav
-from tests.test_app_http import free_port, on_port
+from tests.test_app_http import running_app
 
 pytestmark = pytest.mark.slow
 
@@ -52,12 +51,8 @@ def chromium(question_wav):
 
 @pytest.fixture(scope="module")
 def url(cfg, engines):
-    cfg = on_port(cfg, free_port())
-    demo, assistant = app.create_app(cfg, engines)
-    app.launch(demo, cfg, block=False)
-    yield demo.local_url
-    demo.close()
-    assistant.store.close()
+    with running_app(cfg, engines) as (demo, _assistant):
+        yield demo.local_url
 
 
 @pytest.fixture()
@@ -199,12 +194,9 @@ def test_closing_the_tab_mid_reply_stops_generation_and_speech(chromium, cfg, en
     caplog.set_level(logging.INFO)
     long_llm = dataclasses.replace(cfg.llm, max_new_tokens=400)  # a reply that is still running when we leave
     generator, _ = build_generator(long_llm, "cpu", cfg.cache_path)
-    long_cfg = on_port(dataclasses.replace(cfg, llm=long_llm), free_port())
-    demo, assistant = app.create_app(long_cfg, Engines(engines.device, engines.transcriber, generator,
-                                                       engines.speaker))
-    app.launch(demo, long_cfg, block=False)
-    context = chromium.new_context()
-    try:
+    long_engines = Engines(engines.device, engines.transcriber, generator, engines.speaker)
+    with running_app(dataclasses.replace(cfg, llm=long_llm), long_engines) as (demo, assistant):
+        context = chromium.new_context()
         page = context.new_page()
         page.goto(demo.local_url)
         page.wait_for_selector("#message textarea", timeout=60_000)
@@ -226,38 +218,30 @@ def test_closing_the_tab_mid_reply_stops_generation_and_speech(chromium, cfg, en
         time.sleep(1)
         assert not [t.name for t in threading.enumerate() if t.name in ("speech-worker", "llm-generate")]
         assert assistant.store.files() == []  # a stopped reply leaves no audio file behind
-    finally:
-        demo.close()
-        assistant.store.close()
 
 
 def test_login_page_refuses_a_wrong_password(chromium, cfg, engines):
-    server = dataclasses.replace(cfg.server, auth_user="ada", auth_password="correct horse")
-    locked = on_port(dataclasses.replace(cfg, server=server), free_port())
-    demo, assistant = app.create_app(locked, engines)
-    app.launch(demo, locked, block=False)
-    context = chromium.new_context()
-    try:
-        page = context.new_page()
-        page.goto(demo.local_url)
-        page.wait_for_selector("input[type=password]", timeout=30_000)
-        assert page.locator("#message textarea").count() == 0
-        page.locator("input[type=text]").first.fill("ada")
-        page.locator("input[type=password]").fill("wrong")
-        page.get_by_role("button", name="Login").click()
-        page.wait_for_selector("text=Incorrect Credentials", timeout=15_000)
-        assert page.locator("#message textarea").count() == 0
-        page.locator("input[type=text]").first.fill("ada")  # the form is emptied after a failure
-        page.locator("input[type=password]").fill("correct horse")
-        page.get_by_role("button", name="Login").click()
+    with running_app(cfg, engines, auth_user="ada", auth_password="correct horse") as (demo, _assistant):
+        context = chromium.new_context()
         try:
-            page.wait_for_selector("#message textarea", timeout=30_000)
+            page = context.new_page()
+            page.goto(demo.local_url)
+            page.wait_for_selector("input[type=password]", timeout=30_000)
+            assert page.locator("#message textarea").count() == 0
+            page.locator("input[type=text]").first.fill("ada")
+            page.locator("input[type=password]").fill("wrong")
+            page.get_by_role("button", name="Login").click()
+            page.wait_for_selector("text=Incorrect Credentials", timeout=15_000)
+            assert page.locator("#message textarea").count() == 0
+            page.locator("input[type=text]").first.fill("ada")  # the form is emptied after a failure
+            page.locator("input[type=password]").fill("correct horse")
+            page.get_by_role("button", name="Login").click()
+            try:
+                page.wait_for_selector("#message textarea", timeout=30_000)
+            finally:
+                page.screenshot(path=str(ARTIFACTS / "login.png"), full_page=True)
         finally:
-            page.screenshot(path=str(ARTIFACTS / "login.png"), full_page=True)
-    finally:
-        context.close()
-        demo.close()
-        assistant.store.close()
+            context.close()
 
 
 def test_phone_viewport_every_control_reachable_without_overlap(chromium, url):

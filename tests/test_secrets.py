@@ -9,10 +9,9 @@ import threading
 import httpx
 import pytest
 
-import app
 from chatbot.engines import build_generator
 from chatbot.generator import ReplyError
-from tests.test_app_http import free_port, on_port
+from tests.test_app_http import free_port, running_app
 
 pytestmark = pytest.mark.slow
 
@@ -69,11 +68,8 @@ def test_secrets_stay_out_of_logs_ui_and_errors(cfg, engines, monkeypatch, caplo
         refusing.shutdown()
 
     # The app itself, with a login and the key configured: not in its pages, its config, or its logs.
-    server = dataclasses.replace(cfg.server, auth_user="ada", auth_password=PASSWORD)
-    locked = on_port(dataclasses.replace(cfg, server=server, llm=remote), free_port())
-    demo, assistant = app.create_app(locked, engines)
-    app.launch(demo, locked, block=False)
-    try:
+    with running_app(dataclasses.replace(cfg, llm=remote), engines, auth_user="ada",
+                     auth_password=PASSWORD) as (demo, assistant):
         with httpx.Client(base_url=demo.local_url, timeout=10) as browser:
             assert_no_secret(browser.get("/").text, "the login page")
             assert browser.post("/login", data={"username": "ada", "password": PASSWORD}).status_code == 200
@@ -82,7 +78,4 @@ def test_secrets_stay_out_of_logs_ui_and_errors(cfg, engines, monkeypatch, caplo
                 assert response.status_code == 200, page
                 assert_no_secret(response.text, page)
         assert_no_secret(assistant.status_line(), "the status line")
-    finally:
-        demo.close()
-        assistant.store.close()
     assert_no_secret("\n".join(r.getMessage() for r in caplog.records), "the log")
