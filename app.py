@@ -16,7 +16,7 @@ import time
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
-from chatbot.config import Config, ConfigError, load_config  # noqa: E402
+from chatbot.config import Config, ConfigError, LLMConfig, STTConfig, TTSConfig, choices, load_config  # noqa: E402
 from chatbot.malloc import limit_arenas  # noqa: E402
 
 log = logging.getLogger("app")
@@ -45,19 +45,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--host", help="address to listen on (0.0.0.0 for the LAN)")
     p.add_argument("--port", type=int)
     p.add_argument("--share", action="store_true", default=None, help="also publish a public gradio.live link")
-    p.add_argument("--device", choices=["auto", "cuda", "cpu"])
-    p.add_argument("--llm-engine", choices=["auto", "transformers", "onnxruntime-genai", "openvino", "openai"],
+    p.add_argument("--device", choices=choices(Config, "device"))
+    p.add_argument("--llm-engine", choices=choices(LLMConfig, "engine"),
                    help="auto: transformers on CUDA, else the fastest CPU engine (llm.cpu_engine)")
     p.add_argument("--llm-model", help="auto | embedded | a hub id (microsoft/Phi-3-mini-4k-instruct) | a folder "
                                        "| with --llm-engine openai: the server's model name")
     p.add_argument("--llm-url", help="with --llm-engine openai: the server's base URL, e.g. http://127.0.0.1:8000/v1")
-    p.add_argument("--stt-engine", choices=["faster-whisper", "openai-whisper"])
+    p.add_argument("--stt-engine", choices=choices(STTConfig, "engine"))
     p.add_argument("--stt-model", help="auto | embedded | a Whisper model name | a local path")
     p.add_argument("--stt-language", help="auto, or an ISO code such as en")
-    p.add_argument("--tts-engine", choices=["edge-tts", "piper"])
+    p.add_argument("--tts-engine", choices=choices(TTSConfig, "engine"))
     p.add_argument("--tts-voice", help="an edge-tts voice, e.g. en-GB-SoniaNeural")
     p.add_argument("--cache-dir", help="where prepared models are kept")
-    p.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    p.add_argument("--log-level", choices=choices(Config, "log_level"))
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="any config key, e.g. --set llm.temperature=0 (repeatable)")
     return p.parse_args(argv)
@@ -79,14 +79,14 @@ def create_app(cfg: Config, engines=None):
     """Load the models (unless `engines` are given) and build the UI without launching it:
     (gradio Blocks, Assistant)."""
     from audio.store import AudioStore
+    from chatbot.assistant import Assistant
     from chatbot.engines import build_engines
     from chatbot.transcript import browser_secret
-    from chatbot.turn import Assistant
     from chatbot.ui import build_ui
 
     engines = engines or build_engines(cfg)
     store = AudioStore(cfg.files.audio_dir or None, cfg.files.max_age_s)
-    assistant = Assistant.from_config(cfg, engines, store)
+    assistant = Assistant(cfg, engines, store)
     demo = build_ui(assistant, browser_secret=browser_secret(cfg.cache_path),
                     stream_interval_s=cfg.server.stream_interval_s)
     demo.queue(default_concurrency_limit=cfg.server.concurrency, max_size=cfg.server.queue_size)

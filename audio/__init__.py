@@ -1,8 +1,10 @@
-"""The sound side: decoding input audio, speech-to-text, text-to-speech, text for the ear, reply audio files."""
+"""The sound side: decoding input audio (decode), speech-to-text (stt/), text-to-speech (tts/), the reply's way
+to the ear (speech/: sentence pieces, text cleaned for speech, the speech stage), reply audio files (store)."""
 
-from audio.decode import SAMPLE_RATE, AudioDecodeError, decode_array, decode_file
-from audio.stt import Transcriber, Transcript, create_transcriber
-from audio.tts import Speaker, SpeechChunk, VoiceOptions, create_speaker
+from audio.decode import SAMPLE_RATE, AudioDecodeError, decode_array, decode_file, to_pcm16
+from audio.speech.stage import SpeechStage
+from audio.stt.base import Transcriber, Transcript
+from audio.tts.base import Speaker, SpeechChunk, VoiceOptions
 
-__all__ = ["SAMPLE_RATE", "AudioDecodeError", "decode_array", "decode_file", "Transcriber", "Transcript",
-           "create_transcriber", "Speaker", "SpeechChunk", "VoiceOptions", "create_speaker"]
+__all__ = ["SAMPLE_RATE", "AudioDecodeError", "decode_array", "decode_file", "to_pcm16", "SpeechStage",
+           "Transcriber", "Transcript", "Speaker", "SpeechChunk", "VoiceOptions"]

@@ -85,3 +85,8 @@ def decode_array(sample_rate: int, samples: np.ndarray, rate: int = SAMPLE_RATE)
     frame = av.AudioFrame.from_ndarray(mono.reshape(1, -1), format="flt", layout="mono")
     frame.sample_rate = sample_rate
     return _resample([frame], rate)
+
+
+def to_pcm16(samples: np.ndarray) -> np.ndarray:
+    """Mono float32 in [-1, 1] as 16-bit PCM: the one conversion, for a WAV file or the browser's player."""
+    return (np.clip(samples, -1.0, 1.0) * 32767.0).astype("<i2")

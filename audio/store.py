@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from audio.decode import to_pcm16
+
 log = logging.getLogger(__name__)
 
 
@@ -37,7 +39,7 @@ class AudioStore:
     def save_wav(self, sample_rate: int, samples: np.ndarray) -> Path:
         """Write mono float32 samples as 16-bit WAV; the file appears complete or not at all."""
         self.remove_expired()
-        pcm = (np.clip(samples, -1.0, 1.0) * 32767.0).astype("<i2")
+        pcm = to_pcm16(samples)
         path = self._new_path(".wav")
         partial = path.with_suffix(".part")
         try:

@@ -50,7 +50,7 @@ def timed_turn(client, payload, api_name: str) -> dict:
 def main() -> None:
     from gradio_client import Client, handle_file
 
-    from audio.piper_speaker import PiperSpeaker
+    from audio.tts.piper_speaker import PiperSpeaker
     from tests.media import speak, write_wav
 
     port = free_port()

@@ -47,7 +47,7 @@ def measure(engine: str, base_url: str = "") -> dict:
     from transformers import AutoTokenizer
 
     from chatbot.config import load_config
-    from chatbot.embedded_llm import prepare_embedded_llm
+    from chatbot.llm.embedded import prepare_embedded_llm
     from chatbot.engines import build_generator
 
     cfg = load_config(environ={})

@@ -79,7 +79,7 @@ def running_app(*flags: str, env: dict | None = None, log_name: str = "bench-app
 
 def spoken_questions(questions: list[str], folder: Path) -> list[Path]:
     """Each question spoken by the embedded Piper voice, as a WAV file: what a recording sends."""
-    from audio.piper_speaker import PiperSpeaker
+    from audio.tts.piper_speaker import PiperSpeaker
     from tests.media import speak, write_wav
 
     piper = PiperSpeaker("embedded")

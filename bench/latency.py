@@ -51,7 +51,7 @@ def p90(values: list[float]) -> float:
 
 
 def make_questions(count: int, folder: Path) -> list[tuple[str, Path, str]]:
-    from audio.piper_speaker import PiperSpeaker
+    from audio.tts.piper_speaker import PiperSpeaker
     from tests.media import speak, write_wav
 
     piper = PiperSpeaker("embedded")
@@ -90,8 +90,8 @@ def sequential_turn(assistant, wav: Path) -> dict:
     import numpy as np
 
     from audio.decode import decode_file
-    from audio.speech_text import clean_for_speech
-    from audio.tts import VoiceOptions
+    from audio.speech.for_the_ear import clean_for_speech
+    from audio.tts.base import VoiceOptions
 
     engines = assistant.engines
     started = time.perf_counter()
@@ -155,7 +155,7 @@ def main() -> None:
     from audio.store import AudioStore
     from chatbot.config import load_config
     from chatbot.engines import build_engines
-    from chatbot.turn import Assistant
+    from chatbot.assistant import Assistant
 
     logging.basicConfig(level=logging.WARNING)
     cfg = load_config(overrides={"device": "cpu", "llm.model": "embedded", "stt.model": "embedded",
@@ -164,12 +164,12 @@ def main() -> None:
     print(f"engines: {engines.status_line()}")
     from transformers import AutoTokenizer
 
-    from chatbot.embedded_llm import prepare_embedded_llm
+    from chatbot.llm.embedded import prepare_embedded_llm
 
     # Replies are counted with the model's own tokenizer, whichever engine generated them.
     tokenizer = AutoTokenizer.from_pretrained(prepare_embedded_llm(cfg.cache_path))
     store = AudioStore(None, cfg.files.max_age_s)
-    assistant = Assistant.from_config(cfg, engines, store)
+    assistant = Assistant(cfg, engines, store)
     questions = make_questions(args.questions, Path(tempfile.mkdtemp(prefix="latency-questions-")))
 
     rows = {"streaming": [], "sequential": []}

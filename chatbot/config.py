@@ -133,6 +133,14 @@ class Config:
         return Path(os.path.expandvars(os.path.expanduser(self.cache_dir)))
 
 
+def choices(section: type, name: str) -> tuple[str, ...]:
+    """The values a Literal-typed key allows, for a CLI flag's choices: `choices(LLMConfig, "engine")`."""
+    annotation = typing.get_type_hints(section)[name]
+    if typing.get_origin(annotation) is not Literal:
+        raise TypeError(f"{section.__name__}.{name} is not a Literal")
+    return typing.get_args(annotation)
+
+
 def _check_value(key: str, value: Any, annotation: Any) -> Any:
     origin = typing.get_origin(annotation)
     if origin is Literal:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
-from chatbot.generator import Message
+from chatbot.llm.base import Message
 
 
 class PromptTooLongError(ValueError):

@@ -1,24 +1,42 @@
-"""Start-up: pick the device and the models, load them once, and say what was chosen and why."""
+"""Start-up wiring: pick the device and the models, build each engine from its config section, say what was
+chosen and why. Engines are chosen by table, keyed by the config's names; their modules are imported only
+when chosen (each pulls in heavy packages)."""
 
 from __future__ import annotations
 
+import importlib
 import logging
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from audio.stt import Transcriber, create_transcriber, model_label
-from audio.tts import FallbackSpeaker, Speaker, VoiceOptions, create_speaker
+from audio.decode import SAMPLE_RATE
+from audio.packages import MissingPackageError
+from audio.stt.base import Transcriber, model_label
+from audio.tts.base import Speaker, VoiceOptions
 from chatbot.config import Config, LLMConfig, STTConfig, TTSConfig
-from chatbot.embedded_llm import prepare_embedded_llm
-from chatbot.generator import GenerationSettings, MissingPackageError, ReplyError, ReplyGenerator
+from chatbot.llm.base import GenerationSettings, ReplyError, ReplyGenerator
+from chatbot.llm.embedded import EMBEDDED_NAME, prepare_embedded_llm
 
 log = logging.getLogger(__name__)
 
 EMBEDDED = "embedded"
+WARM_UP_CLIP_S = 0.5  # seconds of silence transcribed once at start, so that the first user pays no lazy set-up
+
+# llm.engine -> the module whose load(source, name, cfg, device, settings, cache_dir) builds it.
+LLM_ENGINES = {
+    "transformers": "chatbot.llm.transformers_engine",
+    "onnxruntime-genai": "chatbot.llm.onnx_engine",
+    "openvino": "chatbot.llm.openvino_engine",
+    "openai": "chatbot.llm.openai_engine",
+}
+# stt.engine -> "module:class", constructed as Class(model, device, cfg.stt, cache_dir).
+STT_ENGINES = {
+    "faster-whisper": "audio.stt.faster_whisper_stt:FasterWhisperTranscriber",
+    "openai-whisper": "audio.stt.openai_whisper_stt:OpenAIWhisperTranscriber",
+}
 
 
 @dataclass
@@ -34,6 +52,11 @@ class Engines:
     def status_line(self) -> str:
         return (f"LLM {self.generator.description} | STT {self.transcriber.description} "
                 f"| TTS {self.speaker.description}")
+
+
+def _class(spec: str):
+    module, name = spec.split(":")
+    return getattr(importlib.import_module(module), name)
 
 
 def resolve_device(requested: str) -> tuple[str, str]:
@@ -56,6 +79,12 @@ def choose_model(model: str, gpu_model: str, device: str) -> str:
     return model
 
 
+def choose_engine(engine: str, cpu_engine: str, device: str) -> str:
+    if engine == "auto":
+        return "transformers" if device == "cuda" else cpu_engine
+    return engine
+
+
 def _load_failure_advice(model: str, error: BaseException) -> str:
     text = f"{type(error).__name__}: {error}".splitlines()[0][:300]
     if "out of memory" in text.lower():
@@ -64,109 +93,64 @@ def _load_failure_advice(model: str, error: BaseException) -> str:
             f"(and HF_TOKEN for gated models), or download it once and point the config at the local folder.")
 
 
-def choose_engine(engine: str, cpu_engine: str, device: str) -> str:
-    if engine == "auto":
-        return "transformers" if device == "cuda" else cpu_engine
+# -- the reply generator ------------------------------------------------------------------------------------
+
+
+def _load_llm(engine: str, model: str, cfg: LLMConfig, device: str, cache_dir: Path) -> ReplyGenerator:
+    """`model` ("embedded", a folder, a hub id, a server's model name) on `engine`."""
+    embedded = model == EMBEDDED
+    source = prepare_embedded_llm(cache_dir) if embedded else model
+    name = EMBEDDED_NAME if embedded else model_label(model)
+    return importlib.import_module(LLM_ENGINES[engine]).load(source, name, cfg, device, _settings(cfg), cache_dir)
+
+
+def _settings(cfg: LLMConfig) -> GenerationSettings:
+    return GenerationSettings(cfg.max_new_tokens, cfg.temperature, cfg.top_p, cfg.repetition_penalty)
+
+
+def _openai_generator(cfg: LLMConfig, device: str, cache_dir: Path) -> tuple[ReplyGenerator, str]:
+    """A server's model, by the server's name for it: nothing is loaded here."""
+    engine = importlib.import_module(LLM_ENGINES["openai"])
+    generator = engine.load(cfg.model, cfg.model, cfg, device, _settings(cfg), cache_dir)
+    try:
+        generator.model_name()
+    except ReplyError as e:  # the server may come up later (vLLM loads for minutes): each turn asks again
+        log.warning("LLM: %s Each message will try again.", e)
+        return generator, f"{e} Each message will try again."
+    return generator, ""
+
+
+def _available_engine(cfg: LLMConfig, device: str, notes: list[str]) -> str:
+    """The engine to run: the configured one, or transformers when an automatic choice's package is missing."""
+    engine = choose_engine(cfg.engine, cfg.cpu_engine, device)
+    try:
+        importlib.import_module(LLM_ENGINES[engine]).require_runtime()
+    except MissingPackageError as e:
+        if cfg.engine != "auto":
+            raise  # asked for by name: say what to install rather than run something else
+        notes.append(f"{e}. Started on transformers instead (slower).")
+        log.error("LLM: %s", notes[-1])
+        return "transformers"
     return engine
-
-
-def _model_folder(model: str) -> Path:
-    """A local folder for `model`: itself if it exists, else a download from the hub (hub id[/subfolder])."""
-    from chatbot.model_cache import hub_folder
-
-    folder = Path(model).expanduser()
-    return folder if folder.is_dir() else hub_folder(model)
-
-
-def _load_local_engine(engine: str, model: str, cfg: LLMConfig, device: str, cache_dir: Path,
-                       settings: GenerationSettings) -> ReplyGenerator:
-    """`model` ("embedded", a folder, a hub id) on one of the in-process engines."""
-    if engine == "transformers":
-        import torch
-
-        from chatbot.transformers_engine import TransformersGenerator, choose_attention, choose_dtype, load_causal_lm
-
-        if cfg.cpu_threads > 0:
-            torch.set_num_threads(cfg.cpu_threads)
-        source = prepare_embedded_llm(cache_dir) if model == EMBEDDED else model
-        tokenizer, lm = load_causal_lm(source, device=device, dtype=choose_dtype(cfg.dtype, device),
-                                       attention=choose_attention(cfg.attention, device))
-        return TransformersGenerator(tokenizer, lm, settings, name=_llm_name(model), device=device,
-                                     context_window=cfg.context_window)
-    if engine == "onnxruntime-genai":
-        from chatbot.onnx_engine import OnnxGenAIGenerator, build_genai_folder, is_genai_folder
-
-        folder = prepare_embedded_llm(cache_dir) if model == EMBEDDED else _model_folder(model)
-        if not is_genai_folder(folder):  # transformers weights: build the ONNX model once
-            folder = build_genai_folder(folder, cache_dir, precision=cfg.export_precision,
-                                        block_size=cfg.export_block_size)
-        return OnnxGenAIGenerator(folder, settings, name=_llm_name(model), context_window=cfg.context_window,
-                                  threads=cfg.cpu_threads)
-    if engine == "openvino":
-        from chatbot.openvino_engine import OpenVINOGenerator, export_openvino_folder, is_openvino_folder
-
-        folder = prepare_embedded_llm(cache_dir) if model == EMBEDDED else _model_folder(model)
-        if not is_openvino_folder(folder):
-            folder = export_openvino_folder(folder, cache_dir, precision=cfg.export_precision,
-                                            group_size=cfg.export_block_size)
-        return OpenVINOGenerator(folder, settings, name=_llm_name(model), context_window=cfg.context_window,
-                                 threads=cfg.cpu_threads)
-    raise ValueError(f"unknown LLM engine {engine!r}")
-
-
-def _llm_name(model: str) -> str:
-    from chatbot.embedded_llm import EMBEDDED_NAME
-
-    return EMBEDDED_NAME if model == EMBEDDED else model_label(model)
 
 
 def build_generator(cfg: LLMConfig, device: str, cache_dir: Path) -> tuple[ReplyGenerator, str]:
     """The reply generator the config asks for, and a note for users when something else had to be started."""
-    settings = GenerationSettings(cfg.max_new_tokens, cfg.temperature, cfg.top_p, cfg.repetition_penalty)
-    engine = choose_engine(cfg.engine, cfg.cpu_engine, device)
-    if engine == "openai":
-        from chatbot.openai_engine import OpenAIChatGenerator
-
-        api_key = cfg.openai_api_key or os.environ.get("OPENAI_API_KEY", "")
-        generator = OpenAIChatGenerator(cfg.openai_base_url, cfg.model, settings, api_key=api_key,
-                                        connect_timeout_s=cfg.openai_connect_timeout_s,
-                                        read_timeout_s=cfg.openai_read_timeout_s, context_window=cfg.context_window)
-        try:
-            generator.model_name()
-        except ReplyError as e:  # the server may come up later (vLLM loads for minutes): each turn asks again
-            log.warning("LLM: %s Each message will try again.", e)
-            return generator, f"{e} Each message will try again."
-        return generator, ""
-    notes = []
-    if engine != "transformers":
-        try:
-            _require_runtime(engine)
-        except MissingPackageError as e:
-            if cfg.engine != "auto":
-                raise  # asked for by name: say what to install rather than run something else
-            notes.append(f"{e}. Started on transformers instead (slower).")
-            log.error("LLM: %s", notes[-1])
-            engine = "transformers"
+    if choose_engine(cfg.engine, cfg.cpu_engine, device) == "openai":
+        return _openai_generator(cfg, device, cache_dir)
+    notes: list[str] = []
+    engine = _available_engine(cfg, device, notes)
     model = choose_model(cfg.model, cfg.gpu_model, device)
     if model != EMBEDDED:
         try:
-            return _load_local_engine(engine, model, cfg, device, cache_dir, settings), " ".join(notes)
+            return _load_llm(engine, model, cfg, device, cache_dir), " ".join(notes)
         except MissingPackageError:
             raise
         except Exception as e:  # no network, gated model, out of memory, bad folder: all end the same way
-            notes.append(_load_failure_advice(model, e) + " Started on the embedded SmolLM2-135M-Instruct instead.")
+            notes.append(_load_failure_advice(model, e) + f" Started on the embedded {EMBEDDED_NAME} instead.")
             log.error("LLM: %s", notes[-1])
             _free_cuda(device)
-    return _load_local_engine(engine, EMBEDDED, cfg, device, cache_dir, settings), " ".join(notes)
-
-
-def _require_runtime(engine: str) -> None:
-    """Import the engine's runtime package now, so that a missing one is reported before any model work."""
-    if engine == "onnxruntime-genai":
-        from chatbot.onnx_engine import runtime
-    else:
-        from chatbot.openvino_engine import runtime
-    runtime()
+    return _load_llm(engine, EMBEDDED, cfg, device, cache_dir), " ".join(notes)
 
 
 def _free_cuda(device: str) -> None:
@@ -176,40 +160,50 @@ def _free_cuda(device: str) -> None:
         torch.cuda.empty_cache()
 
 
+# -- speech to text and text to speech ----------------------------------------------------------------------
+
+
 def build_transcriber(cfg: STTConfig, device: str, cache_dir: Path) -> tuple[Transcriber, str]:
+    engine = _class(STT_ENGINES[cfg.engine])
     model = choose_model(cfg.model, cfg.gpu_model, device)
-    options = dict(language=cfg.language, vad_filter=cfg.vad_filter, beam_size=cfg.beam_size,
-                   compute_type=cfg.compute_type, cache_dir=cache_dir)
     note = ""
     if model != EMBEDDED:
         try:
-            return create_transcriber(cfg.engine, model, device, **options), note
+            return engine(model, device, cfg, cache_dir), note
         except ImportError:
             raise  # a missing package: its message says what to install, and no model would help
         except Exception as e:
             note = _load_failure_advice(f"Whisper {model}", e) + " Started on the embedded tiny.en instead."
             log.error("STT: %s", note)
-    return create_transcriber(cfg.engine, EMBEDDED, device, **options), note
+    return engine(EMBEDDED, device, cfg, cache_dir), note
 
 
 def build_speaker(cfg: TTSConfig) -> Speaker:
-    return create_speaker(cfg.engine, voice=cfg.voice, voices=cfg.voices, pitch_hz=cfg.pitch_hz,
-                          connect_timeout_s=cfg.connect_timeout_s, receive_timeout_s=cfg.receive_timeout_s,
-                          retry_after_s=cfg.retry_after_s, fallback=cfg.fallback, piper_model=cfg.piper_model,
-                          piper_arena=cfg.piper_arena, proxy=cfg.proxy)
+    """The configured engine, with the offline Piper voice behind an online one (tts.fallback)."""
+    from audio.tts.piper_speaker import PiperSpeaker
+
+    if cfg.engine == "piper":
+        return PiperSpeaker(cfg.piper_model, arena=cfg.piper_arena)
+    from audio.tts.edge_speaker import EdgeSpeaker
+    from audio.tts.fallback import FallbackSpeaker
+
+    edge = EdgeSpeaker(cfg)
+    if cfg.fallback == "none":
+        return edge
+    return FallbackSpeaker(edge, PiperSpeaker(cfg.piper_model, arena=cfg.piper_arena), cfg.retry_after_s)
 
 
 def warm_up(engines: Engines) -> None:
     """Run each local model once so that the first user does not pay for lazy initialisation."""
-    from chatbot.openai_engine import OpenAIChatGenerator
+    from audio.tts.fallback import FallbackSpeaker
+    from audio.tts.piper_speaker import PiperSpeaker
+    from chatbot.llm.openai_engine import OpenAIChatGenerator
 
     if not isinstance(engines.generator, OpenAIChatGenerator):  # a server warms itself (and may be down now)
         stream = engines.generator.stream([{"role": "user", "content": "Hi"}])
         next(stream, None)
         stream.close()  # cancels the rest of the reply
-    engines.transcriber.transcribe(np.zeros(8000, dtype=np.float32))
-    from audio.piper_speaker import PiperSpeaker
-
+    engines.transcriber.transcribe(np.zeros(int(WARM_UP_CLIP_S * SAMPLE_RATE), dtype=np.float32))
     # Only an offline engine is warmed: warming edge-tts would spend its connect timeout at every start.
     speaker = engines.speaker.fallback if isinstance(engines.speaker, FallbackSpeaker) else engines.speaker
     if isinstance(speaker, PiperSpeaker):
@@ -221,11 +215,10 @@ def build_engines(cfg: Config) -> Engines:
     started = time.perf_counter()
     device, why = resolve_device(cfg.device)
     log.info("device: %s (%s)", device, why)
-    cache_dir = cfg.cache_path
-    generator, llm_note = build_generator(cfg.llm, device, cache_dir)
+    generator, llm_note = build_generator(cfg.llm, device, cfg.cache_path)
     log.info("LLM: %s (context %d tokens, reply up to %d)", generator.description, generator.context_window,
              cfg.llm.max_new_tokens)
-    transcriber, stt_note = build_transcriber(cfg.stt, device, cache_dir)
+    transcriber, stt_note = build_transcriber(cfg.stt, device, cfg.cache_path)
     log.info("STT: %s", transcriber.description)
     speaker = build_speaker(cfg.tts)
     log.info("TTS: %s", speaker.description)

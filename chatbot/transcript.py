@@ -1,7 +1,8 @@
 """A conversation as a plain record: kept in the browser across reloads, and downloaded as JSON or Markdown.
 
-The record holds text only (messages, with voice messages as their transcripts), never file paths: a record
-comes back from the browser, and a path in it would let a client ask the server for any file.
+The record is rendered from the session's exchanges and holds text only (messages, with voice messages as their
+transcripts), never file paths: a record comes back from the browser, and a path in it would let a client ask
+the server for any file. Restoring turns a record back into exchanges.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import secrets
 import time
 from pathlib import Path
 
-from chatbot.turn import NOT_ANSWERED, SPOKEN, STOPPED_MARK, ChatSession, text_and_path
+from chatbot.session import FAILED_MARK, SPOKEN, STOPPED_MARK, ChatSession, Exchange, Reply, UserInput, reply_message
 
 log = logging.getLogger(__name__)
 
@@ -23,21 +24,42 @@ _MAX_TEXT = 50_000  # characters per message in a restored record
 EMPTY_RECORD = {"format": FORMAT, "messages": [], "turns": []}
 
 
+def _entries(exchange: Exchange) -> list[dict]:
+    user = {"role": "user", "text": exchange.user.text}
+    if exchange.user.spoken:
+        user["spoken"] = True
+    entries = [user]
+    reply = reply_message(exchange)
+    if reply is not None:
+        entry = {"role": "assistant", "text": exchange.reply.text if exchange.reply else ""}
+        if exchange.status == "failed":
+            entry.update(text=reply["content"], failed=True)
+        elif exchange.status == "stopped":
+            entry["text"] = reply["content"]
+        entries.append(entry)
+    return entries
+
+
 def to_record(session: ChatSession) -> dict:
     """What the chat panel shows and what the model remembers, as JSON-safe plain data."""
-    entries = []
-    for message in session.messages:
-        text, path = text_and_path(message.get("content"))
-        audio = path is not None
-        if text.startswith(SPOKEN):  # restored earlier: its audio is gone, the mark stays
-            text, audio = text.removeprefix(SPOKEN), True
-        entry = {"role": message["role"], "text": text}
-        if message["role"] == "user" and audio:
-            entry["spoken"] = True
-        if (message.get("metadata") or {}).get("title"):
-            entry["failed"] = True
-        entries.append(entry)
+    entries = [entry for exchange in session.exchanges for entry in _entries(exchange)]
     return {"format": FORMAT, "messages": entries, "turns": [list(turn) for turn in session.conversation.turns]}
+
+
+def _exchange(user: dict, reply: dict | None) -> Exchange:
+    """An exchange from a user entry and the assistant entry after it (if any)."""
+    spoken = user["spoken"]
+    exchange = Exchange(UserInput(text=user["text"].removeprefix(SPOKEN), spoken=spoken, restored=spoken))
+    if reply is None:
+        return exchange
+    text = reply["text"]
+    if reply["failed"]:
+        exchange.fail(text.removeprefix(FAILED_MARK.strip()).strip())
+    elif text.endswith(STOPPED_MARK.strip()):
+        exchange.reply, exchange.status = Reply(text.removesuffix(STOPPED_MARK.strip()).rstrip()), "stopped"
+    else:
+        exchange.reply, exchange.status = Reply(text), "answered"
+    return exchange
 
 
 def restore(session: ChatSession, record) -> bool:
@@ -47,14 +69,19 @@ def restore(session: ChatSession, record) -> bool:
     except ValueError as e:
         log.warning("ignoring a saved conversation: %s", e)
         return False
+    pending: dict | None = None  # a user entry waiting for its reply
     for entry in messages:
-        text = entry["text"]
-        if entry.get("spoken") and not text.startswith(SPOKEN):
-            text = SPOKEN + text
-        message = {"role": entry["role"], "content": text}
-        if entry.get("failed"):
-            message["metadata"] = {"title": NOT_ANSWERED}
-        session.messages.append(message)
+        if entry["role"] == "user":
+            if pending is not None:
+                session.exchanges.append(_exchange(pending, None))
+            pending = entry
+        elif pending is not None:
+            session.exchanges.append(_exchange(pending, entry))
+            pending = None
+        else:
+            log.warning("ignoring a saved reply that follows no message")
+    if pending is not None:
+        session.exchanges.append(_exchange(pending, None))
     for user, reply in turns:
         session.conversation.commit(user, reply)
     return True

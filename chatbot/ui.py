@@ -14,14 +14,18 @@ import logging
 import re
 import time
 import weakref
+from dataclasses import dataclass
 from typing import Iterator
 
 import gradio as gr
 import numpy as np
 
-from audio.tts import SpeechChunk, VoiceOptions, join_chunks
+from audio.decode import to_pcm16
+from audio.tts.base import SpeechChunk, VoiceOptions, join_chunks
 from chatbot import transcript
-from chatbot.turn import Assistant, ChatSession, TurnOptions, TurnUpdate
+from chatbot.assistant import Assistant
+from chatbot.session import ChatSession
+from chatbot.turn import TurnOptions, TurnUpdate
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +47,7 @@ def _status_markdown(assistant: Assistant) -> str:
 def _pcm(chunks: tuple[SpeechChunk, ...]) -> tuple[int, np.ndarray]:
     """New speech chunks as one (sample_rate, int16) block for the streaming player."""
     rate, samples = join_chunks(chunks)
-    return rate, (np.clip(samples, -1, 1) * 32767).astype(np.int16)
+    return rate, to_pcm16(samples)
 
 
 _MARKUP = re.compile(r"([!-/:-@\[-`{-~])")  # ASCII punctuation: each may be backslash-escaped in Markdown
@@ -103,184 +107,249 @@ def _to_file(updates: Iterator[TurnUpdate], session: ChatSession, interval_s: fl
         yield update.messages, (str(update.audio) if update.audio else None), session
 
 
-def build_ui(assistant: Assistant, *, title: str = "Voice Chatbot", browser_secret: str | None = None,
-             stream_interval_s: float = 0.0) -> gr.Blocks:
-    """`browser_secret` encrypts the conversation each browser keeps; a fixed one lets it outlive a restart.
-    `stream_interval_s` paces streamed text (0: every token)."""
-    voices = assistant.engines.speaker.voices()
-    languages = assistant.engines.transcriber.languages()
-    default_language = assistant.default_language if assistant.default_language in languages else languages[0]
+class _Handlers:
+    """The functions Gradio calls on each event. Each session's state is a ChatSession in a gr.State."""
 
+    def __init__(self, assistant: Assistant, stream_interval_s: float):
+        self.assistant = assistant
+        self.interval_s = stream_interval_s
+        # The browser tabs now open, by Gradio session: when one closes (its heartbeat stops), its turn stops.
+        self.open_tabs: weakref.WeakValueDictionary[str, ChatSession] = weakref.WeakValueDictionary()
+
+    @staticmethod
     def options(voice: str | None, rate_percent: float | None, language: str | None, speak: bool | None):
         return TurnOptions(voice=VoiceOptions(voice=voice or None, rate_percent=int(rate_percent or 0)),
                            language=language or None, speak=speak is not False)
 
-    def session_of(session: ChatSession | None) -> ChatSession:
-        return session if session is not None else assistant.new_session()
+    def session_of(self, session: ChatSession | None) -> ChatSession:
+        return session if session is not None else self.assistant.new_session()
 
-    def text_turn(message, session, *settings):
-        session = session_of(session)
-        return assistant.text_turn(session, message, options(*settings)), session
+    def _text_turn(self, message, session, *settings):
+        session = self.session_of(session)
+        return self.assistant.text_turn(session, message, self.options(*settings)), session
 
-    def voice_turn(audio_path, session, *settings):
-        session = session_of(session)
-        return assistant.voice_turn(session, audio_path, options(*settings)), session
+    def _voice_turn(self, audio_path, session, *settings):
+        session = self.session_of(session)
+        return self.assistant.voice_turn(session, audio_path, self.options(*settings)), session
 
-    def ui_send_text(*args):
-        yield from _to_player(*text_turn(*args), stream_interval_s)
+    def ui_send_text(self, *args):
+        yield from _to_player(*self._text_turn(*args), self.interval_s)
 
-    def ui_send_audio(*args):
-        yield from _to_player(*voice_turn(*args), stream_interval_s)
+    def ui_send_audio(self, *args):
+        yield from _to_player(*self._voice_turn(*args), self.interval_s)
 
-    def ui_retry(session, *settings):
+    def ui_retry(self, session, *settings):
         """The chat's retry button: the last message again (a failed turn, or a new answer)."""
-        session = session_of(session)
-        yield from _to_player(assistant.retry_turn(session, options(*settings)), session, stream_interval_s)
+        session = self.session_of(session)
+        yield from _to_player(self.assistant.retry_turn(session, self.options(*settings)), session, self.interval_s)
 
     # Named parameters: gradio_client callers pass them by these names (predict("Hi", speak=False, ...)).
-    def send_text(message, session, voice, rate_percent, language, speak):
-        yield from _to_file(*text_turn(message, session, voice, rate_percent, language, speak), stream_interval_s)
+    def send_text(self, message, session, voice, rate_percent, language, speak):
+        yield from _to_file(*self._text_turn(message, session, voice, rate_percent, language, speak), self.interval_s)
 
-    def send_audio(audio, session, voice, rate_percent, language, speak):
-        yield from _to_file(*voice_turn(audio, session, voice, rate_percent, language, speak), stream_interval_s)
+    def send_audio(self, audio, session, voice, rate_percent, language, speak):
+        yield from _to_file(*self._voice_turn(audio, session, voice, rate_percent, language, speak), self.interval_s)
 
+    @staticmethod
     def stop(session: ChatSession | None) -> None:
         if session is not None:
             session.stop()
 
+    @staticmethod
     def clear(session: ChatSession | None):
         if session is not None:
             session.clear()
         return session, [], transcript.EMPTY_RECORD  # (None would not replace what the browser keeps)
 
-    # The browser tabs now open, by Gradio session: when one closes (its heartbeat stops), its turn is stopped.
-    open_tabs: weakref.WeakValueDictionary[str, ChatSession] = weakref.WeakValueDictionary()
-
-    def restore(record, request: gr.Request):
+    def restore(self, record, request: gr.Request):
         """A page (re)load: the conversation this browser kept comes back, text and transcripts."""
-        session = assistant.new_session()
+        session = self.assistant.new_session()
         if record is not None:
             transcript.restore(session, record)
-        open_tabs[request.session_hash] = session
+        self.open_tabs[request.session_hash] = session
         return session, shown(session.messages)
 
-    def tab_closed(request: gr.Request) -> None:
-        session = open_tabs.pop(request.session_hash, None)
+    def tab_closed(self, request: gr.Request) -> None:
+        session = self.open_tabs.pop(request.session_hash, None)
         if session is not None:
             log.info("a browser tab closed: its turn, if any, is stopped")
             session.stop()
 
+    @staticmethod
     def remember(session: ChatSession | None):
         return transcript.to_record(session) if session is not None else None
 
-    def download(session: ChatSession | None):
-        if session is None or not session.messages:
+    def download(self, session: ChatSession | None):
+        if session is None or not session.exchanges:
             gr.Info("There is nothing to download yet.")
             return gr.update(value=None, visible=False)
         record = transcript.to_record(session)
-        model = assistant.status_line()
+        model = self.assistant.status_line()
         json_name, markdown_name = transcript.export_names()
-        files = [assistant.store.save_download(json_name, transcript.to_json(record, model=model)),
-                 assistant.store.save_download(markdown_name, transcript.to_markdown(record, model=model))]
+        store = self.assistant.store
+        files = [store.save_download(json_name, transcript.to_json(record, model=model)),
+                 store.save_download(markdown_name, transcript.to_markdown(record, model=model))]
         return gr.update(value=[str(f) for f in files], visible=True)
 
-    def status() -> str:
-        return _status_markdown(assistant)
-
+    @staticmethod
     def busy(text: str):
         """A turn starts: the message moves to `pending`, Send gives way to Stop."""
         return "", text, gr.update(interactive=False), gr.update(visible=True)
 
+    @staticmethod
     def working():
         """A recording or a retry starts a turn: Send gives way to Stop."""
         return gr.update(interactive=False), gr.update(visible=True)
 
-    def idle():
-        return gr.update(interactive=True), gr.update(visible=False), "", _status_markdown(assistant)
+    def idle(self):
+        return gr.update(interactive=True), gr.update(visible=False), "", _status_markdown(self.assistant)
 
+
+@dataclass
+class _Page:
+    """The components of the page, as the event wiring needs them."""
+
+    session: gr.State
+    saved: gr.BrowserState
+    chatbot: gr.Chatbot
+    progress: gr.Markdown
+    message: gr.Textbox
+    send: gr.Button
+    stop: gr.Button
+    voice_in: gr.Audio
+    player: gr.Audio
+    settings: list  # voice, rate, language, speak: every turn's options, in this order
+    autoplay: gr.Checkbox
+    clear: gr.Button
+    download: gr.Button
+    downloads: gr.File
+    status_line: gr.Markdown
+    pending: gr.Textbox  # hidden: the text turn's input (the message box is emptied as the turn starts)
+    api_audio: gr.Audio  # hidden: the whole reply's audio file, for API clients
+
+
+def _conversation_area(title: str) -> tuple[gr.Chatbot, gr.Markdown]:
+    gr.Markdown(f"## {title}\nType and press Enter, or record / upload your voice: it is sent when the "
+                "recording stops or the upload lands. Answers stream into the chat and are spoken back as "
+                "they are written.")
+    chatbot = gr.Chatbot(label="Conversation", height=460, buttons=["copy"], feedback_options=None,
+                         placeholder="Ask anything: a translation, an everyday question, an explanation.",
+                         elem_id="chat")
+    return chatbot, gr.Markdown("", elem_id="progress")
+
+
+def _message_row() -> tuple[gr.Textbox, gr.Button, gr.Button]:
+    with gr.Row(equal_height=True):
+        message = gr.Textbox(label="Message", placeholder="Type a message; Enter sends, Shift+Enter adds a line",
+                             lines=1, max_lines=6, scale=5, autofocus=True, elem_id="message")
+        send = gr.Button("Send", variant="primary", scale=1, min_width=80, elem_id="send")
+        stop = gr.Button("Stop", variant="stop", scale=1, min_width=80, visible=False, elem_id="stop")
+    gr.Examples(["Translate 'Where is the train station?' into French.", "What is a good breakfast before a run?",
+                 "Explain how a rainbow forms, in simple words.", "Give me three ideas for a rainy afternoon."],
+                inputs=[message], label="Try one")
+    return message, send, stop
+
+
+def _voice_settings(assistant: Assistant) -> tuple[list, gr.Checkbox]:
+    voices = assistant.engines.speaker.voices()
+    languages = assistant.engines.transcriber.languages()
+    default_language = assistant.default_language if assistant.default_language in languages else languages[0]
+    with gr.Accordion("Voice and language", open=False):
+        with gr.Row():
+            voice = gr.Dropdown(voices, value=voices[0] if voices else None, label="Voice",
+                                allow_custom_value=True, scale=2)
+            rate = gr.Slider(-50, 100, value=assistant.default_rate_percent, step=5,
+                             label="Speaking rate (% faster)", scale=2)
+            language = gr.Dropdown(languages, value=default_language, label="Speech recognition language", scale=1)
+        with gr.Row():
+            speak = gr.Checkbox(True, label="Speak answers (off: text only)")
+            autoplay = gr.Checkbox(True, label="Play answers automatically")
+    return [voice, rate, language, speak], autoplay
+
+
+def _layout(assistant: Assistant, title: str, browser_secret: str | None) -> _Page:
+    session = gr.State(None)  # a ChatSession per browser tab or API client, created on its first turn
+    # The conversation, kept (encrypted) in the browser's localStorage: it survives reloads and restarts.
+    saved = gr.BrowserState(None, storage_key="voice-chatbot-conversation", secret=browser_secret)
+    chatbot, progress = _conversation_area(title)
+    message, send, stop = _message_row()
+    with gr.Row():
+        voice_in = gr.Audio(label="Speak or upload audio", sources=["microphone", "upload"], type="filepath", scale=3,
+                            elem_id="voice-in")
+        player = gr.Audio(label="Spoken answer", streaming=True, autoplay=True, interactive=False, scale=2,
+                          elem_id="player")
+    settings, autoplay = _voice_settings(assistant)
+    with gr.Row():
+        clear = gr.Button("Clear conversation", variant="secondary", elem_id="clear")
+        download = gr.Button("Download conversation (JSON + Markdown)", variant="secondary", elem_id="download")
+    downloads = gr.File(label="Your conversation", file_count="multiple", visible=False, interactive=False,
+                        elem_id="downloads")
+    status_line = gr.Markdown(_status_markdown(assistant), elem_id="status-line")
+    pending = gr.Textbox(visible=False, label="message")
+    api_audio = gr.Audio(visible=False, type="filepath", label="reply audio")
+    return _Page(session, saved, chatbot, progress, message, send, stop, voice_in, player, settings, autoplay, clear,
+                 download, downloads, status_line, pending, api_audio)
+
+
+_PRIVATE = {"api_visibility": "private"}
+
+
+def _wire_api(page: _Page, handlers: _Handlers) -> None:
+    """API-only twins of the two turns: the same turn, returning the whole reply's audio as a file."""
+    api_text_trigger = gr.Button(visible=False)
+    api_audio_trigger = gr.Button(visible=False)
+    outputs = [page.chatbot, page.api_audio, page.session]
+    api_text_trigger.click(handlers.send_text, [page.pending, page.session, *page.settings], outputs,
+                           api_name="send_text")
+    api_audio_trigger.click(handlers.send_audio, [page.voice_in, page.session, *page.settings], outputs,
+                            api_name="send_audio")
+
+
+def _wire_turns(page: _Page, handlers: _Handlers) -> None:
+    def after_turn(event):
+        # Saved in the browser first: once Send is back, a reload finds the finished turn.
+        return event.then(handlers.remember, [page.session], [page.saved], **_PRIVATE
+                          ).then(handlers.idle, None, [page.send, page.stop, page.progress, page.status_line],
+                                 **_PRIVATE)
+
+    outputs = [page.chatbot, page.player, page.progress, page.session]
+    after_turn(gr.on([page.message.submit, page.send.click], handlers.busy, [page.message],
+                     [page.message, page.pending, page.send, page.stop], queue=False, **_PRIVATE
+                     ).then(handlers.ui_send_text, [page.pending, page.session, *page.settings], outputs,
+                            api_name="stream_text", api_visibility="undocumented"))  # the latency benchmark
+    after_turn(gr.on([page.voice_in.stop_recording, page.voice_in.upload], handlers.working, None,
+                     [page.send, page.stop], queue=False, **_PRIVATE
+                     ).then(handlers.ui_send_audio, [page.voice_in, page.session, *page.settings], outputs,
+                            api_name="stream_audio", api_visibility="undocumented",
+                            ).then(lambda: None, None, page.voice_in, **_PRIVATE))
+    after_turn(page.chatbot.retry(handlers.working, None, [page.send, page.stop], queue=False, **_PRIVATE
+                                  ).then(handlers.ui_retry, [page.session, *page.settings], outputs, **_PRIVATE))
+
+
+def _wire_controls(page: _Page, handlers: _Handlers) -> None:
+    page.stop.click(handlers.stop, [page.session], None, queue=False, **_PRIVATE)
+    gr.on([page.clear.click, page.chatbot.clear], handlers.clear, [page.session], [page.session, page.chatbot,
+                                                                                   page.saved],
+          queue=False, **_PRIVATE).then(lambda: gr.update(value=None, visible=False), None, page.downloads, **_PRIVATE)
+    page.download.click(handlers.download, [page.session], [page.downloads], **_PRIVATE)
+    page.autoplay.change(lambda on: gr.update(autoplay=on), [page.autoplay], [page.player], queue=False, **_PRIVATE)
+    gr.on([page.message.submit, page.send.click, page.stop.click, page.clear.click, page.chatbot.clear,
+           page.voice_in.stop_recording, page.voice_in.upload, page.chatbot.retry], None, None, None,
+          js=_PAUSE_AUDIO_JS, **_PRIVATE)
+
+
+def build_ui(assistant: Assistant, *, title: str = "Voice Chatbot", browser_secret: str | None = None,
+             stream_interval_s: float = 0.0) -> gr.Blocks:
+    """`browser_secret` encrypts the conversation each browser keeps; a fixed one lets it outlive a restart.
+    `stream_interval_s` paces streamed text (0: every token)."""
+    handlers = _Handlers(assistant, stream_interval_s)
     # Gradio keeps its own copies of served files: they expire like the store's, checked twice per lifetime.
     max_age = int(assistant.store.max_age_s)
     with gr.Blocks(title=title, delete_cache=(max(30, min(600, max_age // 2)), max_age)) as demo:
-        session = gr.State(None)  # a ChatSession per browser tab or API client, created on its first turn
-        # The conversation, kept (encrypted) in the browser's localStorage: it survives reloads and restarts.
-        saved = gr.BrowserState(None, storage_key="voice-chatbot-conversation", secret=browser_secret)
-        gr.Markdown(f"## {title}\nType and press Enter, or record / upload your voice: it is sent when the "
-                    "recording stops or the upload lands. Answers stream into the chat and are spoken back as "
-                    "they are written.")
-        chatbot = gr.Chatbot(label="Conversation", height=460, buttons=["copy"], feedback_options=None,
-                             placeholder="Ask anything: a translation, an everyday question, an explanation.",
-                             elem_id="chat")
-        progress = gr.Markdown("", elem_id="progress")
-        with gr.Row(equal_height=True):
-            message = gr.Textbox(label="Message", placeholder="Type a message; Enter sends, Shift+Enter adds a line",
-                                 lines=1, max_lines=6, scale=5, autofocus=True, elem_id="message")
-            send = gr.Button("Send", variant="primary", scale=1, min_width=80, elem_id="send")
-            stop_button = gr.Button("Stop", variant="stop", scale=1, min_width=80, visible=False, elem_id="stop")
-        gr.Examples(["Translate 'Where is the train station?' into French.", "What is a good breakfast before a run?",
-                     "Explain how a rainbow forms, in simple words.", "Give me three ideas for a rainy afternoon."],
-                    inputs=[message], label="Try one")
-        with gr.Row():
-            voice_in = gr.Audio(label="Speak or upload audio",
-                                sources=["microphone", "upload"], type="filepath", scale=3, elem_id="voice-in")
-            player = gr.Audio(label="Spoken answer", streaming=True, autoplay=True, interactive=False, scale=2,
-                              elem_id="player")
-        with gr.Accordion("Voice and language", open=False):
-            with gr.Row():
-                voice = gr.Dropdown(voices, value=voices[0] if voices else None, label="Voice",
-                                    allow_custom_value=True, scale=2)
-                rate = gr.Slider(-50, 100, value=assistant.default_rate_percent, step=5,
-                                 label="Speaking rate (% faster)", scale=2)
-                language = gr.Dropdown(languages, value=default_language, label="Speech recognition language",
-                                       scale=1)
-            with gr.Row():
-                speak = gr.Checkbox(True, label="Speak answers (off: text only)")
-                autoplay = gr.Checkbox(True, label="Play answers automatically")
-        with gr.Row():
-            clear_button = gr.Button("Clear conversation", variant="secondary", elem_id="clear")
-            download_button = gr.Button("Download conversation (JSON + Markdown)", variant="secondary",
-                                        elem_id="download")
-        downloads = gr.File(label="Your conversation", file_count="multiple", visible=False, interactive=False,
-                            elem_id="downloads")
-        status_line = gr.Markdown(status(), elem_id="status-line")
-        settings = [voice, rate, language, speak]
-
-        # API-only twins of the two turns: the same turn, returning the whole reply's audio as a file.
-        pending = gr.Textbox(visible=False, label="message")
-        api_audio = gr.Audio(visible=False, type="filepath", label="reply audio")
-        api_text_trigger = gr.Button(visible=False)
-        api_audio_trigger = gr.Button(visible=False)
-        api_text_trigger.click(send_text, [pending, session, *settings], [chatbot, api_audio, session],
-                               api_name="send_text")
-        api_audio_trigger.click(send_audio, [voice_in, session, *settings], [chatbot, api_audio, session],
-                                api_name="send_audio")
-
-        private = {"api_visibility": "private"}
-        def after_turn(event):
-            # Saved in the browser first: once Send is back, a reload finds the finished turn.
-            return event.then(remember, [session], [saved], **private
-                              ).then(idle, None, [send, stop_button, progress, status_line], **private)
-
-        ui_outputs = [chatbot, player, progress, session]
-        after_turn(gr.on([message.submit, send.click], busy, [message], [message, pending, send, stop_button],
-                         queue=False, **private
-                         ).then(ui_send_text, [pending, session, *settings], ui_outputs,
-                                api_name="stream_text", api_visibility="undocumented",  # the latency benchmark
-                                ))
-        after_turn(gr.on([voice_in.stop_recording, voice_in.upload], working, None, [send, stop_button],
-                         queue=False, **private
-                         ).then(ui_send_audio, [voice_in, session, *settings], ui_outputs,
-                                api_name="stream_audio", api_visibility="undocumented",
-                                ).then(lambda: None, None, voice_in, **private))
-        after_turn(chatbot.retry(working, None, [send, stop_button], queue=False, **private
-                                 ).then(ui_retry, [session, *settings], ui_outputs, **private))
-        stop_button.click(stop, [session], None, queue=False, **private)
-        gr.on([clear_button.click, chatbot.clear], clear, [session], [session, chatbot, saved], queue=False,
-              **private).then(lambda: gr.update(value=None, visible=False), None, downloads, **private)
-        download_button.click(download, [session], [downloads], **private)
-        demo.load(restore, [saved], [session, chatbot], **private)
-        demo.unload(tab_closed)
-        autoplay.change(lambda on: gr.update(autoplay=on), [autoplay], [player], queue=False, **private)
-        gr.on([message.submit, send.click, stop_button.click, clear_button.click, chatbot.clear,
-               voice_in.stop_recording, voice_in.upload, chatbot.retry], None, None, None, js=_PAUSE_AUDIO_JS,
-              **private)
+        page = _layout(assistant, title, browser_secret)
+        _wire_api(page, handlers)
+        _wire_turns(page, handlers)
+        _wire_controls(page, handlers)
+        demo.load(handlers.restore, [page.saved], [page.session, page.chatbot], **_PRIVATE)
+        demo.unload(handlers.tab_closed)
     return demo

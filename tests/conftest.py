@@ -34,7 +34,7 @@ def engines(cfg):
 
 @pytest.fixture(scope="session")
 def piper():
-    from audio.piper_speaker import PiperSpeaker
+    from audio.tts.piper_speaker import PiperSpeaker
 
     return PiperSpeaker("embedded")
 
@@ -42,8 +42,8 @@ def piper():
 @pytest.fixture()
 def assistant(engines, cfg, tmp_path):
     from audio.store import AudioStore
-    from chatbot.turn import Assistant
+    from chatbot.assistant import Assistant
 
     store = AudioStore(tmp_path / "audio", cfg.files.max_age_s)
-    yield Assistant.from_config(cfg, engines, store)
+    yield Assistant(cfg, engines, store)
     store.close()

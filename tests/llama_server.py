@@ -10,7 +10,7 @@ import time
 
 import httpx
 
-from chatbot.embedded_llm import embedded_gguf
+from chatbot.llm.embedded import embedded_gguf
 
 ALIAS = "smollm2"
 

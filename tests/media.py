@@ -21,7 +21,7 @@ SENTENCES = [
 
 
 def speak(piper, text: str) -> tuple[int, np.ndarray]:
-    from audio.tts import VoiceOptions
+    from audio.tts.base import VoiceOptions
 
     chunks = list(piper.speak(text, VoiceOptions()))
     return chunks[0].sample_rate, np.concatenate([c.samples for c in chunks])

@@ -13,7 +13,9 @@ import pytest
 
 from audio.store import AudioStore
 from chatbot import transcript
-from chatbot.turn import NOT_ANSWERED, STOPPED_MARK, Assistant, TurnOptions
+from chatbot.assistant import Assistant
+from chatbot.session import NOT_ANSWERED, STOPPED_MARK
+from chatbot.turn import TurnOptions
 from tests.media import speak, write_wav
 
 pytestmark = pytest.mark.slow
@@ -67,7 +69,7 @@ def assistant_with(engines, cfg, tmp_path):
     def make(**stages) -> Assistant:
         store = AudioStore(tmp_path / f"audio{len(stores)}", cfg.files.max_age_s)
         stores.append(store)
-        return Assistant.from_config(cfg, dataclasses.replace(engines, **stages), store)
+        return Assistant(cfg, dataclasses.replace(engines, **stages), store)
     yield make
     for store in stores:
         store.close()

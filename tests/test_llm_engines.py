@@ -10,7 +10,7 @@ import pytest
 import app
 from chatbot.config import load_config
 from chatbot.engines import build_generator, choose_engine
-from chatbot.generator import MissingPackageError
+from audio.packages import MissingPackageError
 
 LOCAL_ENGINES = ["transformers", "onnxruntime-genai", "openvino"]
 QUESTION = "What is the capital of France?"
@@ -95,3 +95,20 @@ def test_onnx_model_from_the_hub_offline_falls_back_to_the_embedded_model(cfg):
     generator, note = build_generator(greedy(cfg, "onnxruntime-genai", model=hub), "cpu", cfg.cache_path)
     assert generator.description.startswith("SmolLM2-135M-Instruct · cpu onnxruntime-genai int8")
     assert f"{hub} could not be loaded" in note and "check the network" in note
+
+
+def test_engine_tables_name_every_engine_the_config_allows():
+    """The config's Literal types are the one list of engine names: the tables and the CLI flags follow them."""
+    import importlib
+
+    from chatbot.config import LLMConfig, STTConfig, choices
+    from chatbot.engines import LLM_ENGINES, STT_ENGINES
+
+    assert set(LLM_ENGINES) | {"auto"} == set(choices(LLMConfig, "engine"))
+    assert set(choices(LLMConfig, "cpu_engine")) <= set(LLM_ENGINES)
+    assert set(STT_ENGINES) == set(choices(STTConfig, "engine"))
+    for module in LLM_ENGINES.values():
+        engine = importlib.import_module(module)
+        assert callable(engine.load) and callable(engine.require_runtime)
+    with pytest.raises(SystemExit):
+        app.parse_args(["--llm-engine", "no-such-engine"])

@@ -92,8 +92,8 @@ def test_trim_hands_memory_freed_between_live_blocks_back_to_the_system():
 def test_the_default_config_trims_after_each_turn_and_false_turns_it_off():
     from chatbot.config import load_config
     from chatbot.malloc import release_free_memory
-    from chatbot.turn import Assistant
+    from chatbot.assistant import Assistant
 
-    on = Assistant.from_config(load_config(), engines=None, store=None)
-    off = Assistant.from_config(load_config(overrides={"server.malloc_trim": "false"}), engines=None, store=None)
+    on = Assistant(load_config(), engines=None, store=None)
+    off = Assistant(load_config(overrides={"server.malloc_trim": "false"}), engines=None, store=None)
     assert on.after_turn is release_free_memory and off.after_turn is not release_free_memory

@@ -7,9 +7,10 @@ import time
 import pytest
 
 from chatbot.engines import Engines, build_generator
-from chatbot.generator import ReplyError
-from chatbot.openai_engine import OpenAIChatGenerator
-from chatbot.turn import Assistant, TurnOptions
+from chatbot.llm.base import ReplyError
+from chatbot.llm.openai_engine import OpenAIChatGenerator
+from chatbot.assistant import Assistant
+from chatbot.turn import TurnOptions
 from tests.llama_server import ALIAS, LlamaServer
 from tests.test_app_http import free_port
 
@@ -76,7 +77,7 @@ def test_server_killed_mid_reply_ends_the_turn_with_a_message_and_the_session_go
     generator, _ = build_generator(openai_llm(cfg, llama.base_url, max_new_tokens=256), "cpu", cfg.cache_path)
     remote = Engines(engines.device, engines.transcriber, generator, engines.speaker)
     store = AudioStore(tmp_path / "audio", 60)
-    assistant = Assistant.from_config(cfg, remote, store)
+    assistant = Assistant(cfg, remote, store)
     session = assistant.new_session()
     try:
         updates = []

@@ -6,8 +6,8 @@ microsoft/Phi-3-mini-4k-instruct from the hub.
 
 import pytest
 
-from chatbot.generator import GenerationSettings
-from chatbot.transformers_engine import TransformersGenerator, choose_attention, choose_dtype, load_causal_lm
+from chatbot.llm.base import GenerationSettings
+from chatbot.llm.transformers_engine import TransformersGenerator, choose_attention, choose_dtype, load_causal_lm
 from tests.assets import phi3_vocab_gguf
 
 pytestmark = pytest.mark.slow
@@ -92,7 +92,8 @@ def test_out_of_memory_during_generation_is_told_and_the_next_turn_works(tiny_ph
     import torch
 
     from audio.store import AudioStore
-    from chatbot.turn import Assistant, TurnOptions
+    from chatbot.assistant import Assistant
+    from chatbot.turn import TurnOptions
 
     tokenizer, model = load_causal_lm(str(tiny_phi3), device="cpu", dtype=torch.float32, attention="sdpa")
     settings = GenerationSettings(max_new_tokens=12, temperature=0.0, top_p=1.0, repetition_penalty=1.0)
@@ -107,7 +108,7 @@ def test_out_of_memory_during_generation_is_told_and_the_next_turn_works(tiny_ph
     hook = model.model.layers[0].register_forward_hook(out_of_memory_on_the_third_step)
     store = AudioStore(tmp_path / "audio", 60)
     try:
-        assistant = Assistant.from_config(cfg, dataclasses.replace(engines, generator=generator), store)
+        assistant = Assistant(cfg, dataclasses.replace(engines, generator=generator), store)
         session = assistant.new_session()
         final = list(assistant.text_turn(session, "Hello there", TurnOptions(speak=False)))[-1]
         assert final.stage == "failed" and "ran out of memory" in final.notice and "shorter" in final.notice

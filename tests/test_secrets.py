@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from chatbot.engines import build_generator
-from chatbot.generator import ReplyError
+from chatbot.llm.base import ReplyError
 from tests.test_app_http import free_port, running_app
 
 pytestmark = pytest.mark.slow

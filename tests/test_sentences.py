@@ -1,4 +1,4 @@
-from audio.sentences import SentenceSplitter, split_sentences
+from audio.speech.sentences import SentenceSplitter, split_sentences
 
 
 def test_abbreviations_initialisms_and_decimals_do_not_end_a_sentence():

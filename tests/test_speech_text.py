@@ -1,10 +1,11 @@
+import dataclasses
 import threading
 
 import pytest
 
-from audio.speech_text import clean_for_speech, speakable
-from audio.tts import VoiceOptions
-from chatbot.speech_worker import SpeechWorker
+from audio.speech.for_the_ear import clean_for_speech, speakable
+from audio.tts.base import VoiceOptions
+from audio.speech.stage import SpeechStage
 
 
 def test_markdown_symbols_are_not_read_aloud():
@@ -29,7 +30,7 @@ def test_punctuation_or_emoji_only_text_is_not_speakable():
 
 
 @pytest.mark.slow
-def test_speech_worker_speaks_up_to_the_cap_then_says_where_the_rest_is(piper):
+def test_speech_stage_speaks_up_to_the_cap_then_says_where_the_rest_is(piper, cfg):
     """A 5,000-character reply is not read for minutes: speech stops at tts.max_chars and says so."""
     spoken: list[str] = []
 
@@ -43,10 +44,11 @@ def test_speech_worker_speaks_up_to_the_cap_then_says_where_the_rest_is(piper):
             spoken.append(text)
             yield from piper.speak(text, options)
 
-    worker = SpeechWorker(Recording(), VoiceOptions(), threading.Event(), max_chars=120,
-                          cap_notice="The rest is in the chat.")
-    for _ in range(250):  # ~5,000 characters
-        worker.submit("This is one more sentence of a long answer.")
+    worker = SpeechStage(Recording(), VoiceOptions(), threading.Event(), dataclasses.replace(cfg.tts, max_chars=120),
+                         cap_notice="The rest is in the chat.")
+    for _ in range(250):  # ~5,000 characters, fed as a reply streams in
+        worker.feed("This is one more sentence of a long answer. ")
+    worker.finish()
     chunks = list(worker.drain())
     assert worker.capped and spoken[-1] == "The rest is in the chat."
     assert sum(len(t) for t in spoken[:-1]) <= 120 and len(spoken) <= 4

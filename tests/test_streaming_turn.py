@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from audio.tts import VoiceOptions
+from audio.tts.base import VoiceOptions
 from chatbot.turn import TurnOptions
 
 pytestmark = pytest.mark.slow

@@ -1,20 +1,21 @@
 import json
 import stat
+from pathlib import Path
 
 from chatbot import transcript
 from chatbot.conversation import Conversation
-from chatbot.turn import STOPPED_MARK, ChatSession
+from chatbot.session import STOPPED_MARK, ChatSession, Exchange, Reply, UserInput
 
 
 def session_with_history() -> ChatSession:
     session = ChatSession(Conversation("Be brief."))
-    session.messages += [
-        {"role": "user", "content": ["Where is Paris?", {"path": "/tmp/x/question.webm"}]},
-        {"role": "assistant", "content": ["In France.", {"path": "/tmp/x/reply-abc.wav"}]},
-        {"role": "user", "content": "And Rome?"},
-        {"role": "assistant", "content": "⚠️ The model failed.", "metadata": {"title": "Not answered"}},
-        {"role": "user", "content": "Tell me a story."},
-        {"role": "assistant", "content": "Once upon" + STOPPED_MARK},
+    failed = Exchange(UserInput("And Rome?"))
+    failed.fail("The model failed.")
+    session.exchanges += [
+        Exchange(UserInput("Where is Paris?", Path("/tmp/x/question.webm"), spoken=True),
+                 Reply("In France.", Path("/tmp/x/reply-abc.wav")), "answered"),
+        failed,
+        Exchange(UserInput("Tell me a story."), Reply("Once upon"), "stopped"),
     ]
     session.conversation.commit("Where is Paris?", "In France.")
     session.conversation.commit("Tell me a story.", "Once upon")
@@ -72,10 +73,10 @@ def test_expired_audio_leaves_the_panel_and_the_text_stays(tmp_path):
     kept, gone = tmp_path / "kept.wav", tmp_path / "gone.wav"
     kept.write_bytes(b"RIFF")
     session = ChatSession(Conversation(""))
-    session.messages += [{"role": "user", "content": ["Where is Paris?", {"path": str(gone)}]},
-                         {"role": "assistant", "content": ["In France.", {"path": str(kept)}]},
-                         {"role": "assistant", "content": [{"path": str(gone)}]}]
+    session.exchanges += [Exchange(UserInput("Where is Paris?", gone, spoken=True), Reply("In France.", kept), "answered"),
+                          Exchange(UserInput("", gone, spoken=True), Reply("", gone), "answered")]
     session.begin_turn()
     assert session.messages[0] == {"role": "user", "content": "Where is Paris?"}
     assert session.messages[1]["content"] == ["In France.", {"path": str(kept)}]
     assert session.messages[2]["content"] == ""
+    assert session.messages[3] == {"role": "assistant", "content": ""}  # a reply whose only content was audio

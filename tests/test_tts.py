@@ -1,11 +1,13 @@
+import dataclasses
 import threading
 import time
 
 import numpy as np
 import pytest
 
-from audio.edge_speaker import EdgeSpeaker
-from audio.tts import FallbackSpeaker, VoiceOptions
+from audio.tts.edge_speaker import EdgeSpeaker
+from audio.tts.base import VoiceOptions
+from audio.tts.fallback import FallbackSpeaker
 
 pytestmark = pytest.mark.slow
 
@@ -19,10 +21,15 @@ def test_piper_speaks_at_its_rate(piper):
     assert 1.0 < seconds < 5.0 and faster / 22050 < seconds * 0.9  # pauses are not scaled
 
 
-def test_edge_tts_real_call_fails_fast_offline_and_piper_speaks(piper):
+def edge_voice(cfg, **timeouts) -> EdgeSpeaker:
+    """edge-tts with the default voice and these timeouts (and proxy)."""
+    return EdgeSpeaker(dataclasses.replace(cfg.tts, voice="en-US-AriaNeural", voices=(), pitch_hz=0, **timeouts))
+
+
+def test_edge_tts_real_call_fails_fast_offline_and_piper_speaks(piper, cfg):
     """The real edge-tts request is made; with no route to Microsoft it fails within the connect timeout,
     Piper speaks instead, the status says so, and the dead service is not retried on the next turn."""
-    edge = EdgeSpeaker("en-US-AriaNeural", (), pitch_hz=0, connect_timeout_s=3, receive_timeout_s=5)
+    edge = edge_voice(cfg, connect_timeout_s=3, receive_timeout_s=5)
     speaker = FallbackSpeaker(edge, piper, retry_after_s=60)
     assert speaker.description == "edge-tts en-US-AriaNeural (Piper joe when offline)"
 
@@ -69,13 +76,12 @@ class SilentProxy:
             connection.close()
 
 
-def test_edge_tts_that_stalls_is_given_up_within_its_timeouts_and_piper_speaks(piper):
+def test_edge_tts_that_stalls_is_given_up_within_its_timeouts_and_piper_speaks(piper, cfg):
     """The real edge-tts request goes to a server that never answers: the receive timeout ends it, Piper
     speaks, and one failure is all it costs (no retry storm)."""
     proxy = SilentProxy()
     try:
-        edge = EdgeSpeaker("en-US-AriaNeural", (), pitch_hz=0, connect_timeout_s=1, receive_timeout_s=1,
-                           proxy=proxy.url)
+        edge = edge_voice(cfg, connect_timeout_s=1, receive_timeout_s=1, proxy=proxy.url)
         speaker = FallbackSpeaker(edge, piper, retry_after_s=60)
         started = time.perf_counter()
         chunks = list(speaker.speak("Is anybody there?", VoiceOptions()))
@@ -90,8 +96,8 @@ def test_edge_tts_that_stalls_is_given_up_within_its_timeouts_and_piper_speaks(p
         proxy.close()
 
 
-def test_edge_tts_is_tried_again_after_the_retry_period(piper):
-    edge = EdgeSpeaker("en-US-AriaNeural", (), pitch_hz=0, connect_timeout_s=1, receive_timeout_s=1)
+def test_edge_tts_is_tried_again_after_the_retry_period(piper, cfg):
+    edge = edge_voice(cfg, connect_timeout_s=1, receive_timeout_s=1)
     speaker = FallbackSpeaker(edge, piper, retry_after_s=0.2)
     list(speaker.speak("One.", VoiceOptions()))
     time.sleep(0.3)
@@ -103,8 +109,8 @@ def test_edge_tts_is_tried_again_after_the_retry_period(piper):
 _MEMORY_KEPT_AFTER_A_LONG_SENTENCE = r"""
 import sys
 sys.path.insert(0, sys.argv[2])
-from audio.piper_speaker import PiperSpeaker
-from audio.tts import VoiceOptions
+from audio.tts.piper_speaker import PiperSpeaker
+from audio.tts.base import VoiceOptions
 from chatbot.malloc import release_free_memory
 def rss_mb():
     return int(open("/proc/self/statm").read().split()[1]) * 4096 / 2**20

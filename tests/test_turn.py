@@ -5,7 +5,7 @@ import wave
 
 import pytest
 
-from audio.speech_text import clean_for_speech
+from audio.speech.for_the_ear import clean_for_speech
 from chatbot.turn import TurnOptions
 from tests.media import speak, wer, write_wav
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from audio.tts import SpeechChunk
+from audio.tts.base import SpeechChunk
 from chatbot.turn import TurnUpdate
 
 pytestmark = pytest.mark.slow  # imports gradio (~10 s)

@@ -1,9 +1,11 @@
 """Piper speaks known sentences; the app's own audio path decodes and transcribes them (both engines)."""
 
+import dataclasses
+
 import pytest
 
 from audio.decode import decode_file
-from audio.stt import create_transcriber
+from chatbot.engines import build_transcriber
 from tests.media import SENTENCES, encode, speak, wer, write_wav
 
 pytestmark = pytest.mark.slow
@@ -23,11 +25,12 @@ def spoken_files(piper, tmp_path_factory):
 
 
 @pytest.mark.parametrize("engine", ["faster-whisper", "openai-whisper"])
-def test_voice_round_trip(engine, spoken_files, tmp_path_factory):
+def test_voice_round_trip(engine, cfg, spoken_files, tmp_path_factory):
     # openai-whisper runs a checkpoint that this test converts from the bundled CTranslate2 tiny.en.
     cache = tmp_path_factory.mktemp(f"cache-{engine}")
-    transcriber = create_transcriber(engine, "embedded", "cpu", language="auto", vad_filter=True, beam_size=5,
-                                     cache_dir=cache, compute_type="int8")
+    stt = dataclasses.replace(cfg.stt, engine=engine, model="embedded", language="auto", vad_filter=True, beam_size=5,
+                              compute_type="int8")
+    transcriber, _note = build_transcriber(stt, "cpu", cache)
     assert transcriber.description.startswith(f"{engine} tiny.en · cpu")
     if engine == "openai-whisper":
         assert (cache / "openai-whisper" / "tiny.en-from-ct2.pt").is_file()

@@ -15,17 +15,25 @@ import sys
 import tempfile
 import threading
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
-from chatbot.generator import GenerationSettings, Message, import_engine_package
-from chatbot.model_cache import folder_id, prepare_once, run_tool, short_hash, weights_label
+from audio.packages import require
+from chatbot.llm.base import GenerationSettings, Message
+from chatbot.llm.model_cache import folder_id, local_folder, prepare_once, run_tool, short_hash, weights_label
+
+if TYPE_CHECKING:
+    from chatbot.config import LLMConfig
 
 log = logging.getLogger(__name__)
 
 
 def runtime():
     """The onnxruntime_genai module, or a MissingPackageError that says what to install."""
-    return import_engine_package("onnxruntime_genai", "onnxruntime-genai==0.18.0", "onnxruntime-genai")
+    return require("onnxruntime_genai", "onnxruntime-genai==0.18.0", "llm.engine onnxruntime-genai")
+
+
+def require_runtime() -> None:
+    runtime()
 
 
 def is_genai_folder(folder: Path) -> bool:
@@ -100,3 +108,11 @@ class OnnxGenAIGenerator:
             if text:
                 yield text
 
+
+def load(source: str | Path, name: str, cfg: LLMConfig, device: str, settings: GenerationSettings,
+         cache_dir: Path) -> OnnxGenAIGenerator:
+    """The engine table's entry: an ORT GenAI folder, or transformers weights built into one once (cached)."""
+    folder = local_folder(source)
+    if not is_genai_folder(folder):
+        folder = build_genai_folder(folder, cache_dir, precision=cfg.export_precision, block_size=cfg.export_block_size)
+    return OnnxGenAIGenerator(folder, settings, name=name, context_window=cfg.context_window, threads=cfg.cpu_threads)

@@ -95,3 +95,9 @@ def hub_folder(spec: str) -> Path:
     if not folder.is_dir():
         raise FileNotFoundError(f"{repo_id} has no folder {subfolder!r}")
     return folder
+
+
+def local_folder(model: str | Path) -> Path:
+    """A local folder for `model`: itself if it is one, else a download from the hub (hub id[/subfolder])."""
+    folder = Path(model).expanduser()
+    return folder if folder.is_dir() else hub_folder(str(model))

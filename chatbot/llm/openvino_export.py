@@ -6,7 +6,7 @@ into OpenVINO state variables (what `openvino_genai.LLMPipeline` expects: a "sta
 input), the weights are compressed with NNCF (int8 per channel, or int4 in groups), and the tokenizer and
 detokenizer are converted with openvino-tokenizers. Llama-style decoders (SmolLM2, Phi-3, Llama, Qwen2) work.
 
-Run as `python -m chatbot.openvino_export SOURCE TARGET --precision int8 --group-size 128`: the app starts it
+Run as `python -m chatbot.llm.openvino_export SOURCE TARGET --precision int8 --group-size 128`: the app starts it
 in a child process, so that the ~1.3 GB the export peaks at is not kept by the server.
 """
 

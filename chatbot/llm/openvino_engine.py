@@ -10,23 +10,32 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import logging
-import queue
 import sys
 import threading
+from contextlib import closing
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
-from chatbot.generator import GenerationSettings, Message, import_engine_package
-from chatbot.model_cache import folder_id, prepare_once, run_tool, short_hash, weights_label
+from audio.packages import require
+from chatbot.llm.base import GenerationSettings, Message
+from chatbot.llm.threaded import Emit, stream_in_thread
+from chatbot.llm.model_cache import folder_id, local_folder, prepare_once, run_tool, short_hash, weights_label
+
+if TYPE_CHECKING:
+    from chatbot.config import LLMConfig
 
 log = logging.getLogger(__name__)
 
-_DONE = object()
+_TOKEN_TIMEOUT_S = 120.0  # the longest wait for the next token before generation is taken for dead
 
 
 def runtime():
     """The openvino_genai module, or a MissingPackageError that says what to install."""
-    return import_engine_package("openvino_genai", "openvino-genai==2026.4.1.0", "openvino")
+    return require("openvino_genai", "openvino-genai==2026.4.1.0", "llm.engine openvino")
+
+
+def require_runtime() -> None:
+    runtime()
 
 
 def is_openvino_folder(folder: Path) -> bool:
@@ -37,16 +46,16 @@ def export_openvino_folder(source: Path, cache_dir: Path, *, precision: str, gro
     """An OpenVINO GenAI model exported from a transformers folder, once; later calls return the cached one."""
     runtime()
     for module, package in (("nncf", "nncf==3.4.0"), ("openvino_tokenizers", "openvino-tokenizers==2026.4.1.0")):
-        import_engine_package(module, package, "openvino")
+        require(module, package, "llm.engine openvino")
     source_id = {"source": folder_id(source), "precision": precision, "group_size": group_size,
                  "openvino": importlib.metadata.version("openvino")}
     target = cache_dir / "openvino" / f"{source.name}-{precision}-{short_hash(source_id)}"
 
     def build(staging: Path) -> None:
         log.info("exporting %s to OpenVINO %s (about a minute for SmolLM2)...", source, precision)
-        run_tool([sys.executable, "-m", "chatbot.openvino_export", str(source), str(staging),
+        run_tool([sys.executable, "-m", "chatbot.llm.openvino_export", str(source), str(staging),
                   "--precision", precision, "--group-size", str(group_size)],
-                 "the OpenVINO export", cwd=Path(__file__).resolve().parent.parent)
+                 "the OpenVINO export", cwd=Path(__file__).resolve().parents[2])
 
     return prepare_once(target, source_id, build, f"an OpenVINO {precision} model of {source.name}")
 
@@ -81,40 +90,33 @@ class OpenVINOGenerator:
     def stream(self, messages: list[Message], cancel: threading.Event | None = None) -> Iterator[str]:
         og = self._og
         cancel = cancel or threading.Event()  # the caller's: Stop, a new message
-        closed = threading.Event()  # ours: the consumer stopped reading
         prompt = self._prompt(messages)
-        pieces: queue.Queue = queue.Queue()
-        failure: list[BaseException] = []
 
-        def on_text(text: str):
-            # Called by the pipeline for each decoded piece; STOP ends generation at the next token.
-            pieces.put(text)
-            return og.StreamingStatus.STOP if cancel.is_set() or closed.is_set() else og.StreamingStatus.RUNNING
+        def generate(emit: Emit, closed: threading.Event) -> None:
+            def on_text(text: str):
+                # Called by the pipeline for each decoded piece; STOP ends generation at the next token.
+                emit(text)
+                stopped = cancel.is_set() or closed.is_set()
+                return og.StreamingStatus.STOP if stopped else og.StreamingStatus.RUNNING
 
-        def generate() -> None:
-            # The pipeline blocks until the reply is done, so it runs in its own thread, which holds the lock:
-            # a consumer that stops pulling cannot keep the model locked (the callback stops it instead).
-            try:
-                with self._lock:
-                    self._pipeline.generate(prompt, self._config(), on_text)
-            except BaseException as e:  # re-raised in the consumer's thread below
-                failure.append(e)
-            finally:
-                pieces.put(_DONE)
+            with self._lock:
+                self._pipeline.generate(prompt, self._config(), on_text)
 
-        worker = threading.Thread(target=generate, name="llm-generate", daemon=True)
-        worker.start()
-        try:
-            for text in iter(pieces.get, _DONE):
+        with closing(stream_in_thread(generate, token_timeout_s=_TOKEN_TIMEOUT_S)) as pieces:
+            for text in pieces:
                 if cancel.is_set():
-                    break
-                if text:
-                    yield text
-        finally:
-            closed.set()
-            worker.join()
-        if failure:
-            raise failure[0]
+                    return
+                yield text
+
+
+def load(source: str | Path, name: str, cfg: LLMConfig, device: str, settings: GenerationSettings,
+         cache_dir: Path) -> OpenVINOGenerator:
+    """The engine table's entry: an OpenVINO folder, or transformers weights exported once (cached)."""
+    folder = local_folder(source)
+    if not is_openvino_folder(folder):
+        folder = export_openvino_folder(folder, cache_dir, precision=cfg.export_precision,
+                                        group_size=cfg.export_block_size)
+    return OpenVINOGenerator(folder, settings, name=name, context_window=cfg.context_window, threads=cfg.cpu_threads)
 
 
 def _context_length(folder: Path) -> int:

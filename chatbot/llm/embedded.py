@@ -11,7 +11,7 @@ import importlib.util
 import logging
 from pathlib import Path
 
-from chatbot.model_cache import prepare_once
+from chatbot.llm.model_cache import prepare_once
 
 log = logging.getLogger(__name__)
 

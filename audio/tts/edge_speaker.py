@@ -6,11 +6,14 @@ import asyncio
 import logging
 import math
 import threading
-from typing import Awaitable, Callable, Iterator
+from typing import TYPE_CHECKING, Awaitable, Callable, Iterator
 
 from audio.decode import decode_bytes
-from audio.embedded import require
-from audio.tts import SpeechChunk, VoiceOptions
+from audio.packages import require
+from audio.tts.base import SpeechChunk, VoiceOptions
+
+if TYPE_CHECKING:
+    from chatbot.config import TTSConfig
 
 log = logging.getLogger(__name__)
 
@@ -39,21 +42,21 @@ def run_coroutine(make_coroutine: Callable[[], Awaitable], timeout_s: float):
         raise outcome["error"]
     return outcome["value"]
 
+
 EDGE_SAMPLE_RATE = 24_000  # Hz: edge-tts streams 24 kHz MP3
 
 
 class EdgeSpeaker:
-    def __init__(self, voice: str, voices: tuple[str, ...], *, pitch_hz: int, connect_timeout_s: float,
-                 receive_timeout_s: float, proxy: str = ""):
+    def __init__(self, cfg: TTSConfig):
         self._edge_tts = require("edge_tts", "edge-tts", "The edge-tts engine")
-        self._voice = voice
-        self._voices = list(dict.fromkeys((voice, *voices)))
+        self._voice = cfg.voice
+        self._voices = list(dict.fromkeys((cfg.voice, *cfg.voices)))
         self._listed = False  # the service's full voice list is asked for once, on first use
-        self._pitch = f"{pitch_hz:+d}Hz"
-        self._connect_timeout_s = connect_timeout_s
-        self._receive_timeout_s = receive_timeout_s
-        self._proxy = proxy or None  # an http:// proxy to reach Microsoft's service through (never logged)
-        self.description = f"edge-tts {voice}"
+        self._pitch = f"{cfg.pitch_hz:+d}Hz"
+        self._connect_timeout_s = cfg.connect_timeout_s
+        self._receive_timeout_s = cfg.receive_timeout_s
+        self._proxy = cfg.proxy or None  # an http:// proxy to reach Microsoft's service through (never logged)
+        self.description = f"edge-tts {cfg.voice}"
 
     def voices(self) -> list[str]:
         """The configured voices first, then every voice the service lists (when it can be reached)."""

@@ -1,4 +1,4 @@
-"""Where the embedded (offline) speech models live: inside PyPI packages, installed by requirements.txt."""
+"""Optional packages: import one or say exactly what to install; and the speech models that ship inside them."""
 
 from __future__ import annotations
 
@@ -11,11 +11,13 @@ class MissingPackageError(ImportError):
 
 
 def require(module: str, pip_name: str, purpose: str):
-    """Import `module`, or raise an ImportError that names the pip package to install."""
+    """Import `module`, or raise a MissingPackageError that names the pip package to install."""
     try:
         return importlib.import_module(module)
     except ImportError as e:
-        raise MissingPackageError(f"{purpose} needs the `{pip_name}` package: pip install {pip_name}") from e
+        raise MissingPackageError(
+            f"{purpose} needs the `{pip_name}` package ({e}): pip install {pip_name} "
+            f"(or pip install -r requirements.txt for every engine)") from e
 
 
 def embedded_whisper_dir() -> Path:

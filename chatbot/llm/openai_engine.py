@@ -9,12 +9,17 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
-from typing import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterator
 
 import httpx
 
-from chatbot.generator import GenerationSettings, Message, ReplyError
+from chatbot.llm.base import GenerationSettings, Message, ReplyError
+
+if TYPE_CHECKING:
+    from chatbot.config import LLMConfig
 
 log = logging.getLogger(__name__)
 
@@ -23,17 +28,18 @@ _CHARS_PER_TOKEN = 3  # a cautious estimate (English averages ~4): the history i
 
 
 class OpenAIChatGenerator:
-    def __init__(self, base_url: str, model: str, settings: GenerationSettings, *, api_key: str = "",
-                 connect_timeout_s: float, read_timeout_s: float, context_window: int = 0):
-        self.base_url = base_url.rstrip("/")
+    def __init__(self, cfg: LLMConfig, settings: GenerationSettings):
+        self.base_url = cfg.openai_base_url.rstrip("/")
         self.settings = settings
-        self.context_window = context_window or DEFAULT_CONTEXT_WINDOW
-        self._model = "" if model in ("auto", "") else model
-        self._read_timeout_s = read_timeout_s
-        self._api_key = api_key  # only ever sent in the Authorization header; redacted from server messages
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self.context_window = cfg.context_window or DEFAULT_CONTEXT_WINDOW
+        self._model = "" if cfg.model in ("auto", "") else cfg.model
+        self._read_timeout_s = cfg.openai_read_timeout_s
+        # Only ever sent in the Authorization header; redacted from server messages.
+        self._api_key = cfg.openai_api_key or os.environ.get("OPENAI_API_KEY", "")
+        headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
         self._client = httpx.Client(base_url=self.base_url + "/", headers=headers,
-                                    timeout=httpx.Timeout(read_timeout_s, connect=connect_timeout_s))
+                                    timeout=httpx.Timeout(cfg.openai_read_timeout_s,
+                                                          connect=cfg.openai_connect_timeout_s))
 
     @property
     def description(self) -> str:
@@ -136,6 +142,16 @@ class _HTTPErrors:
             raise ReplyError(f"{where} sent something that is not an OpenAI chat-completions "
                              f"stream ({type(error).__name__}).") from error
         return False
+
+
+def load(source: str | Path, name: str, cfg: LLMConfig, device: str, settings: GenerationSettings,
+         cache_dir: Path) -> OpenAIChatGenerator:
+    """The engine table's entry: the server owns the model, so `source` is its model name (cfg.model)."""
+    return OpenAIChatGenerator(cfg, settings)
+
+
+def require_runtime() -> None:
+    """httpx comes with Gradio: nothing to check."""
 
 
 def _reason(error: Exception) -> str:

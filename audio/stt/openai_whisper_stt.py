@@ -10,12 +10,16 @@ from __future__ import annotations
 import logging
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from audio.embedded import embedded_whisper_dir, require
-from audio.stt import Transcript, audio_seconds, model_label
-from audio.whisper_convert import convert_ct2_to_openai
+from audio.packages import embedded_whisper_dir, require
+from audio.stt.base import Transcript, audio_seconds, model_label
+from audio.stt.whisper_convert import convert_ct2_to_openai
+
+if TYPE_CHECKING:
+    from chatbot.config import STTConfig
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +44,8 @@ def speech_only(audio: np.ndarray) -> np.ndarray:
 
 
 class OpenAIWhisperTranscriber:
-    def __init__(self, model: str, device: str, *, language: str, vad_filter: bool, beam_size: int,
-                 cache_dir: Path):
+    def __init__(self, model: str, device: str, cfg: STTConfig, cache_dir: Path):
+        """`model`: "embedded", a Whisper name or a path. openai-whisper runs fp16 on CUDA, fp32 on CPU."""
         whisper = require("whisper", "openai-whisper", "The openai-whisper engine")
         if model == "embedded":
             source, label = str(embedded_openai_checkpoint(cache_dir)), "tiny.en"
@@ -49,9 +53,9 @@ class OpenAIWhisperTranscriber:
             source, label = model, model_label(model)
         self._model = whisper.load_model(source, device=device, download_root=str(cache_dir / "openai-whisper"))
         self._device = device
-        self._language = language
-        self._vad_filter = vad_filter
-        self._beam_size = beam_size
+        self._language = cfg.language
+        self._vad_filter = cfg.vad_filter
+        self._beam_size = cfg.beam_size
         self._lock = threading.Lock()  # a torch module decoding with its own kv-cache hooks: one call at a time
         precision = "fp16" if device == "cuda" else "fp32"
         self.description = f"openai-whisper {label} · {device} {precision}"

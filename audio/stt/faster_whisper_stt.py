@@ -4,28 +4,33 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from audio.embedded import embedded_whisper_dir, require
-from audio.stt import Transcript, audio_seconds, model_label
+from audio.packages import embedded_whisper_dir, require
+from audio.stt.base import Transcript, audio_seconds, model_label
+
+if TYPE_CHECKING:
+    from chatbot.config import STTConfig
 
 
 class FasterWhisperTranscriber:
-    def __init__(self, model: str, device: str, *, language: str, vad_filter: bool, beam_size: int,
-                 compute_type: str, cache_dir: Path):
+    def __init__(self, model: str, device: str, cfg: STTConfig, cache_dir: Path):
+        """`model`: "embedded", a Whisper name or a path (already chosen from cfg.model / cfg.gpu_model)."""
         faster_whisper = require("faster_whisper", "faster-whisper", "The faster-whisper engine")
         if model == "embedded":
             source, label = str(embedded_whisper_dir()), "tiny.en"
         else:
             source, label = model, model_label(model)
+        compute_type = cfg.compute_type
         if compute_type == "auto":
             compute_type = "float16" if device == "cuda" else "int8"
         self._model = faster_whisper.WhisperModel(source, device=device, compute_type=compute_type,
                                                   download_root=str(cache_dir / "faster-whisper"))
-        self._language = language
-        self._vad_filter = vad_filter
-        self._beam_size = beam_size
+        self._language = cfg.language
+        self._vad_filter = cfg.vad_filter
+        self._beam_size = cfg.beam_size
         self._lock = threading.Lock()  # one decode at a time per model: CPU cores are the bottleneck anyway
         self.description = f"faster-whisper {label} · {device} {compute_type}"
 

@@ -1,8 +1,10 @@
-"""Speak while the reply is still being generated: a worker thread turns finished sentences into audio.
+"""The speech stage: fed the reply's text as it is generated, it speaks it piece by piece in its own thread.
 
-The turn feeds pieces of text as the sentence splitter completes them; the worker speaks them in order and
-hands the audio back through a queue, which the turn polls between tokens and drains at the end. Setting the
-turn's cancel event (Stop, a new message, a closed tab) ends the worker after the piece it is speaking.
+`feed(delta)` takes each streamed text delta; the sentence splitter cuts it into speakable pieces, each is
+cleaned for the ear (no markdown, code or emoji) and queued. A worker thread synthesises the pieces in order;
+the turn takes the audio with `ready()` between tokens and `drain()` once `finish()` has closed the input.
+Every chunk handed out is a `SpeechChunk`: (sample rate, mono float32). Setting the turn's cancel event (Stop,
+a new message, a closed tab) ends the worker after the piece it is speaking.
 """
 
 from __future__ import annotations
@@ -11,24 +13,31 @@ import logging
 import queue
 import threading
 import time
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
-from audio.speech_text import clean_for_speech, speakable
-from audio.tts import Speaker, SpeechChunk, VoiceOptions
+from audio.speech.for_the_ear import clean_for_speech, speakable
+from audio.speech.sentences import SentenceSplitter
+from audio.tts.base import Speaker, SpeechChunk, VoiceOptions
+
+if TYPE_CHECKING:
+    from chatbot.config import TTSConfig
 
 log = logging.getLogger(__name__)
 
+CAP_NOTICE = "The rest of the answer is in the chat."  # said when a reply is longer than tts.max_chars
 _DONE = object()
 _POLL_S = 0.05  # how often a waiting turn re-checks its cancel event
 
 
-class SpeechWorker:
-    def __init__(self, speaker: Speaker, options: VoiceOptions, cancel: threading.Event, *, max_chars: int,
-                 cap_notice: str):
+class SpeechStage:
+    def __init__(self, speaker: Speaker, voice: VoiceOptions, cancel: threading.Event, cfg: TTSConfig, *,
+                 cap_notice: str = CAP_NOTICE):
         self._speaker = speaker
-        self._options = options
+        self._voice = voice
         self._cancel = cancel
-        self._max_chars = max_chars  # speech stops after this many characters, and says so
+        self._splitter = SentenceSplitter(max_chars=cfg.piece_chars, first_min_chars=cfg.first_piece_chars,
+                                          first_max_words=cfg.first_piece_words)
+        self._max_chars = cfg.max_chars  # speech stops after this many characters, and says so
         self._cap_notice = cap_notice
         self._spoken_chars = 0
         self.capped = False
@@ -40,8 +49,21 @@ class SpeechWorker:
         self.first_audio_at: float | None = None  # time.perf_counter() when the first chunk was ready
         self.synth_s = 0.0  # time spent synthesising, for the real-time factor
 
-    def submit(self, text: str) -> None:
-        """Queue a piece of the reply; markdown, code and emoji are cleaned away, silence is skipped."""
+    def feed(self, delta: str) -> None:
+        """A delta of the reply's text; the pieces it completes are queued for speech."""
+        for piece in self._splitter.feed(delta):
+            self._submit(piece)
+
+    def finish(self) -> None:
+        """The reply is complete: the rest of its text is queued, and the input is closed."""
+        for piece in self._splitter.flush():
+            self._submit(piece)
+        self._closed = True
+        if self._thread is not None:
+            self._pieces.put(_DONE)
+
+    def _submit(self, text: str) -> None:
+        """Queue a piece; markdown, code and emoji are cleaned away, silence is skipped."""
         if self.capped or self._closed:
             return
         speech = clean_for_speech(text)
@@ -60,21 +82,24 @@ class SpeechWorker:
             for text in iter(self._pieces.get, _DONE):
                 if self._cancel.is_set():
                     break
-                started = time.perf_counter()
-                for chunk in self._speaker.speak(text, self._options):
-                    now = time.perf_counter()
-                    self.synth_s += now - started
-                    if self.first_audio_at is None:
-                        self.first_audio_at = now
-                    self._audio.put(chunk)
-                    if self._cancel.is_set():
-                        break
-                    started = time.perf_counter()
+                self._synthesise(text)
         except Exception as e:  # reported to the turn, which keeps the text and says speech failed
             log.exception("speech failed")
             self.error = e
         finally:
             self._audio.put(_DONE)
+
+    def _synthesise(self, text: str) -> None:
+        started = time.perf_counter()
+        for chunk in self._speaker.speak(text, self._voice):
+            now = time.perf_counter()
+            self.synth_s += now - started
+            if self.first_audio_at is None:
+                self.first_audio_at = now
+            self._audio.put(chunk)
+            if self._cancel.is_set():
+                return
+            started = time.perf_counter()
 
     def ready(self) -> list[SpeechChunk]:
         """Audio finished so far, without waiting."""
@@ -90,11 +115,9 @@ class SpeechWorker:
             chunks.append(item)
 
     def drain(self) -> Iterator[SpeechChunk]:
-        """Close the input, then yield the remaining audio as it is made; stops early on cancel."""
-        self._closed = True
+        """After `finish()`: the remaining audio as it is made; stops early on cancel."""
         if self._thread is None:
             return
-        self._pieces.put(_DONE)
         while True:
             try:
                 item = self._audio.get(timeout=_POLL_S)

@@ -1,12 +1,17 @@
-"""Reply generation: the streaming interface every LLM engine implements."""
+"""Reply generation: the streaming interface every LLM engine implements, and what it takes."""
 
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import Iterator, Protocol
+from typing import Iterator, Literal, Protocol, TypedDict
 
-Message = dict  # {"role": "system" | "user" | "assistant", "content": str}
+
+class Message(TypedDict):
+    """One message of a prompt, in the chat-completions shape every engine's chat template reads."""
+
+    role: Literal["system", "user", "assistant"]
+    content: str
 
 
 @dataclass(frozen=True)
@@ -19,10 +24,6 @@ class GenerationSettings:
 
 class ReplyError(RuntimeError):
     """Generation failed for a reason the user can act on; the message is written for them (no secrets)."""
-
-
-class MissingPackageError(ImportError):
-    """An engine's package is not installed; the message says what to install."""
 
 
 class ReplyGenerator(Protocol):
@@ -50,15 +51,3 @@ class ReplyGenerator(Protocol):
         """Text deltas of the reply, as they are generated. Setting `cancel`, or closing the iterator,
         stops generation and frees the model. Raises `ReplyError` for failures the user can act on."""
         ...
-
-
-def import_engine_package(module: str, pip_name: str, engine: str):
-    """Import an engine's runtime package, or say exactly what to install."""
-    import importlib
-
-    try:
-        return importlib.import_module(module)
-    except ImportError as e:
-        raise MissingPackageError(
-            f"llm.engine {engine} needs the {pip_name} package ({e}): "
-            f"pip install -r requirements.txt, or pip install {pip_name}") from e

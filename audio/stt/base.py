@@ -1,4 +1,4 @@
-"""Speech-to-text: one interface, two engines (faster-whisper, openai-whisper), one factory."""
+"""Speech-to-text: the interface every engine implements, and what it returns."""
 
 from __future__ import annotations
 
@@ -42,22 +42,3 @@ def audio_seconds(audio: np.ndarray) -> float:
 def model_label(model: str) -> str:
     """A short name for a model given as a name or a path (`tiny.en`, `my-model`)."""
     return Path(model).name if ("/" in model or "\\" in model) else model
-
-
-def create_transcriber(engine: str, model: str, device: str, *, language: str, vad_filter: bool,
-                       beam_size: int, cache_dir: Path, compute_type: str = "auto") -> Transcriber:
-    """Build the configured engine; `model` is "embedded", a model name, or a local path.
-
-    `compute_type` applies to faster-whisper only (openai-whisper runs fp16 on CUDA, fp32 on CPU).
-    """
-    if engine == "faster-whisper":
-        from audio.faster_whisper_stt import FasterWhisperTranscriber
-
-        return FasterWhisperTranscriber(model, device, language=language, vad_filter=vad_filter,
-                                        beam_size=beam_size, compute_type=compute_type, cache_dir=cache_dir)
-    if engine == "openai-whisper":
-        from audio.openai_whisper_stt import OpenAIWhisperTranscriber
-
-        return OpenAIWhisperTranscriber(model, device, language=language, vad_filter=vad_filter,
-                                        beam_size=beam_size, cache_dir=cache_dir)
-    raise ValueError(f"unknown speech-to-text engine {engine!r} (use faster-whisper or openai-whisper)")

@@ -6,13 +6,16 @@ import importlib.util
 import logging
 import threading
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import torch
-from transformers import (AutoModelForCausalLM, AutoTokenizer, StoppingCriteria, StoppingCriteriaList,
-                          TextIteratorStreamer)
+from transformers import AutoModelForCausalLM, AutoTokenizer, StoppingCriteria, StoppingCriteriaList, TextStreamer
 
-from chatbot.generator import GenerationSettings, Message, ReplyError
+from chatbot.llm.base import GenerationSettings, Message, ReplyError
+from chatbot.llm.threaded import Emit, stream_in_thread
+
+if TYPE_CHECKING:
+    from chatbot.config import LLMConfig
 
 log = logging.getLogger(__name__)
 
@@ -122,40 +125,45 @@ class TransformersGenerator:
 
     def stream(self, messages: list[Message], cancel: threading.Event | None = None) -> Iterator[str]:
         cancel = cancel or threading.Event()  # the caller's: Stop, a new message
-        closed = threading.Event()  # ours: the consumer stopped reading
         input_ids = self.prompt_ids(messages).to(self.model.device)
-        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True,
-                                        timeout=_TOKEN_TIMEOUT_S)
-        failure: list[BaseException] = []
 
-        def generate() -> None:
-            # The model lock is held by this thread, not by the consumer: a consumer that stops pulling (a
-            # cancelled web request) cannot keep the model locked; cancel or max_new_tokens ends this thread.
-            try:
-                with self._lock, torch.inference_mode():
-                    self.model.generate(**self._generate_kwargs(input_ids, streamer, cancel, closed))
-            except BaseException as e:  # re-raised in the consumer's thread below
-                failure.append(e)
-                if self._device == "cuda":
-                    torch.cuda.empty_cache()  # after an out-of-memory error the next turn starts clean
-                streamer.end()  # wake the consumer; generate() did not get to end the stream
+        def generate(emit: Emit, closed: threading.Event) -> None:
+            with self._lock, torch.inference_mode():
+                self.model.generate(**self._generate_kwargs(input_ids, _Emitter(self.tokenizer, emit), cancel, closed))
 
-        worker = threading.Thread(target=generate, name="llm-generate", daemon=True)
-        worker.start()
         try:
-            for delta in streamer:
-                if failure:
-                    break
-                if delta:
-                    yield delta
-        finally:
-            # Reached on completion, on an error, and when the consumer closes the stream early (Stop, a
-            # closed tab): generation is told to stop and is waited for, so no orphan keeps the model busy.
-            closed.set()
-            worker.join()
-        if failure:
-            if isinstance(failure[0], torch.OutOfMemoryError):
-                where = "The GPU" if self._device == "cuda" else "The computer"
-                raise ReplyError(f"{where} ran out of memory for this answer; the memory was freed. Send a shorter "
-                                 "message, or clear the conversation.") from failure[0]
-            raise failure[0]
+            yield from stream_in_thread(generate, token_timeout_s=_TOKEN_TIMEOUT_S, on_failure=self._free_memory)
+        except torch.OutOfMemoryError as e:
+            where = "The GPU" if self._device == "cuda" else "The computer"
+            raise ReplyError(f"{where} ran out of memory for this answer; the memory was freed. Send a shorter "
+                             "message, or clear the conversation.") from e
+
+    def _free_memory(self, _error: BaseException) -> None:
+        if self._device == "cuda":
+            torch.cuda.empty_cache()  # after an out-of-memory error the next turn starts clean
+
+
+class _Emitter(TextStreamer):
+    """Hands each decoded piece of the reply (never the prompt, never special tokens) to `emit`."""
+
+    def __init__(self, tokenizer, emit: Emit):
+        super().__init__(tokenizer, skip_prompt=True, skip_special_tokens=True)
+        self._emit = emit
+
+    def on_finalized_text(self, text: str, stream_end: bool = False) -> None:
+        if text:
+            self._emit(text)
+
+
+def load(source: str | Path, name: str, cfg: LLMConfig, device: str, settings: GenerationSettings,
+         cache_dir: Path) -> TransformersGenerator:
+    """The engine table's entry: a hub id or a folder of transformers weights, on `device`."""
+    if cfg.cpu_threads > 0:
+        torch.set_num_threads(cfg.cpu_threads)
+    tokenizer, lm = load_causal_lm(source, device=device, dtype=choose_dtype(cfg.dtype, device),
+                                   attention=choose_attention(cfg.attention, device))
+    return TransformersGenerator(tokenizer, lm, settings, name=name, device=device, context_window=cfg.context_window)
+
+
+def require_runtime() -> None:
+    """torch and transformers are always installed (requirements.txt): nothing to check."""

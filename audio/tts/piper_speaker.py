@@ -7,8 +7,8 @@ import threading
 from pathlib import Path
 from typing import Iterator
 
-from audio.embedded import embedded_piper_voice, require
-from audio.tts import SpeechChunk, VoiceOptions
+from audio.packages import embedded_piper_voice, require
+from audio.tts.base import SpeechChunk, VoiceOptions
 
 
 class PiperSpeaker:

@@ -1,0 +1,1 @@
+"""Speech-to-text: the `Transcriber` interface (base), faster-whisper and openai-whisper engines."""
