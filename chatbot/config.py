@@ -117,6 +117,22 @@ class FilesConfig:
 
 
 @dataclass(frozen=True)
+class ToolsConfig:
+    enabled: bool  # weather and time questions are answered from tools; false: by the model alone
+    native_calling: bool  # engines whose server takes `tools` (openai) let the model call them; else the parser
+    default_place: str  # for "what's the weather?" with no place named; "" = ask (time: this computer's zone)
+    units: Literal["metric", "imperial"]  # metric: °C, km/h, mm; imperial: °F, mph, inches
+    weather_geocoding_url: str  # Open-Meteo's geocoding API (place name -> coordinates), or a self-hosted one
+    weather_forecast_url: str  # Open-Meteo's forecast API, or a self-hosted one
+    connect_timeout_s: float  # no network: the user hears so within this long
+    read_timeout_s: float  # a slow weather service: given up after this long without an answer
+    geocoding_count: int  # places compared for an ambiguous name (the most populous is taken)
+    geocoding_language: str  # language of the place names the geocoder returns ("en")
+    forecast_days: int  # days asked for: "this week" covers these (Open-Meteo gives up to 16)
+    cities_min_population: Literal[500, 1000, 5000, 15000]  # the offline gazetteer for time questions
+
+
+@dataclass(frozen=True)
 class Config:
     device: Literal["auto", "cuda", "cpu"]
     cache_dir: str  # converted/prepared models are kept here between starts
@@ -127,6 +143,7 @@ class Config:
     tts: TTSConfig
     limits: LimitsConfig
     files: FilesConfig
+    tools: ToolsConfig
 
     @property
     def cache_path(self) -> Path:
