@@ -32,15 +32,16 @@ class AudioStore:
         self.max_age_s = max_age_s
         self._lock = threading.Lock()
 
-    def _new_path(self, suffix: str) -> Path:
+    def _new_path(self, kind: str, suffix: str) -> Path:
         # Random, never derived from the text: names reveal nothing and cannot be guessed.
-        return self.root / f"reply-{secrets.token_urlsafe(16)}{suffix}"
+        return self.root / f"{kind}-{secrets.token_urlsafe(16)}{suffix}"
 
-    def save_wav(self, sample_rate: int, samples: np.ndarray) -> Path:
-        """Write mono float32 samples as 16-bit WAV; the file appears complete or not at all."""
+    def save_wav(self, sample_rate: int, samples: np.ndarray, kind: str = "reply") -> Path:
+        """Write mono float32 samples as 16-bit WAV; the file appears complete or not at all.
+        `kind`: "reply" (an answer's speech) or "heard" (what the microphone streamed in)."""
         self.remove_expired()
         pcm = to_pcm16(samples)
-        path = self._new_path(".wav")
+        path = self._new_path(kind, ".wav")
         partial = path.with_suffix(".part")
         try:
             # The file is opened first: if that fails, no half-made wave writer is left to complain.
@@ -65,10 +66,10 @@ class AudioStore:
         return path
 
     def files(self) -> list[Path]:
-        """Everything the store made: reply audio files and download folders."""
+        """Everything the store made: reply and microphone audio files, download folders."""
         if not self.root.is_dir():  # removed or replaced under us: nothing of ours is left to list
             return []
-        return sorted(p for p in self.root.iterdir() if p.name.startswith(("reply-", "download-")))
+        return sorted(p for p in self.root.iterdir() if p.name.startswith(("reply-", "heard-", "download-")))
 
     def remove_expired(self, now: float | None = None) -> int:
         """Delete files older than max_age_s; returns how many were deleted."""

@@ -8,10 +8,14 @@ import time
 from pathlib import Path
 from typing import Iterator
 
+import numpy as np
+
+from audio.decode import SAMPLE_RATE
 from audio.store import AudioStore
 from chatbot.config import Config
 from chatbot.conversation import Conversation
 from chatbot.engines import Engines
+from chatbot.live import LiveLink
 from chatbot.malloc import release_free_memory
 from chatbot.session import ChatSession, UserInput
 from chatbot.turn import Turn, TurnOptions, TurnUpdate
@@ -44,6 +48,11 @@ class Assistant:
     def new_session(self) -> ChatSession:
         return ChatSession(Conversation(self.system_prompt))
 
+    def live_link(self, session: ChatSession) -> LiveLink:
+        """A browser tab's live voice link: its microphone stream and the speech it plays."""
+        listening = self.engines.listening
+        return LiveLink(session, self.limits, listening.listener if listening is not None else None)
+
     def status_line(self) -> str:
         return self.engines.status_line()
 
@@ -66,6 +75,22 @@ class Assistant:
             yield _refused(session, refusal)
             return
         yield from Turn(self, session, options, UserInput(audio=Path(audio_path), spoken=True)).run_voice()
+
+    def spoken_turn(self, session: ChatSession, samples: np.ndarray, heard_at: float,
+                    options: TurnOptions = TurnOptions()) -> Iterator[TurnUpdate]:
+        """What the microphone streamed in (16 kHz float32), complete at `heard_at` (time.perf_counter()): kept
+        as a file for replay and Retry, transcribed from memory."""
+        refusal = self._rate_limited(session)
+        if refusal:
+            yield _refused(session, refusal)
+            return
+        try:
+            path = self.store.save_wav(SAMPLE_RATE, samples, kind="heard")
+        except OSError as e:  # the turn goes on without a file: no replay, and Retry sends the transcript
+            log.warning("could not keep the recording (%s)", e)
+            path = None
+        user = UserInput(audio=path, spoken=True)
+        yield from Turn(self, session, options, user, started=heard_at).run_voice(samples)
 
     def retry_turn(self, session: ChatSession, options: TurnOptions = TurnOptions()) -> Iterator[TurnUpdate]:
         """Send the last message again: after a failed turn, or for a new answer to one that was answered.

@@ -120,6 +120,7 @@ class FilesConfig:
 class ToolsConfig:
     enabled: bool  # weather and time questions are answered from tools; false: by the model alone
     native_calling: bool  # engines whose server takes `tools` (openai) let the model call them; else the parser
+    answer_by: Literal["auto", "model", "summary"]  # who words the answer: the model from the facts, or the tool
     default_place: str  # for "what's the weather?" with no place named; "" = ask (time: this computer's zone)
     units: Literal["metric", "imperial"]  # metric: °C, km/h, mm; imperial: °F, mph, inches
     weather_geocoding_url: str  # Open-Meteo's geocoding API (place name -> coordinates), or a self-hosted one

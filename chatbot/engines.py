@@ -4,11 +4,13 @@ when chosen (each pulls in heavy packages)."""
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -16,9 +18,10 @@ from audio.decode import SAMPLE_RATE
 from audio.packages import MissingPackageError
 from audio.stt.base import Transcriber, model_label
 from audio.tts.base import Speaker, VoiceOptions
-from chatbot.config import Config, LLMConfig, STTConfig, TTSConfig
+from chatbot.config import Config, LLMConfig, STTConfig, TalkConfig, TTSConfig
 from chatbot.llm.base import GenerationSettings, ReplyError, ReplyGenerator
 from chatbot.llm.embedded import EMBEDDED_NAME, prepare_embedded_llm
+from chatbot.tools import Toolbox
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +42,22 @@ STT_ENGINES = {
 }
 
 
+@dataclass(frozen=True)
+class Listening:
+    """The models talk mode listens with (voice activity, end of turn), shared by every session's Listener."""
+
+    talk: TalkConfig  # as in force: end_of_turn is "silence" when the Smart Turn model could not be loaded
+    vad: object  # audio.vad.SileroVAD
+    turn_model: object | None  # audio.end_of_turn.SmartTurn, for talk.end_of_turn smart-turn
+    max_audio_s: float  # an utterance longer than limits.max_audio_s ends its turn
+
+    def listener(self):
+        """A new Listener for one microphone stream."""
+        from audio.listener import Listener
+
+        return Listener(self.talk, self.vad, self.turn_model, max_audio_s=self.max_audio_s)
+
+
 @dataclass
 class Engines:
     """The models every session shares, loaded once."""
@@ -48,6 +67,9 @@ class Engines:
     generator: ReplyGenerator
     speaker: Speaker
     notes: list[str] = field(default_factory=list)  # start-up fallbacks, shown to users
+    listening: Listening | None = None  # None: talk mode is unavailable (see notes)
+    toolbox: Toolbox | None = None  # weather and time; None: every question goes to the model alone
+    tool_answers: Literal["model", "summary"] = "model"  # who words a tool's answer (tools.answer_by, resolved)
 
     def status_line(self) -> str:
         return (f"LLM {self.generator.description} | STT {self.transcriber.description} "
@@ -193,6 +215,41 @@ def build_speaker(cfg: TTSConfig) -> Speaker:
     return FallbackSpeaker(edge, PiperSpeaker(cfg.piper_model, arena=cfg.piper_arena), cfg.retry_after_s)
 
 
+def build_listening(cfg: Config) -> tuple[Listening | None, str]:
+    """Talk mode's models; without the Smart Turn file it listens by silence alone, and says so."""
+    from audio.end_of_turn import EndOfTurnModelMissing, SmartTurn
+    from audio.vad import SileroVAD
+
+    talk = cfg.talk
+    try:
+        vad = SileroVAD()
+    except (ImportError, FileNotFoundError, RuntimeError) as e:
+        note = f"Talk mode is unavailable: {e}"
+        log.error("talk: %s", note)
+        return None, note
+    turn_model, note = None, ""
+    if talk.end_of_turn == "smart-turn":
+        try:
+            turn_model = SmartTurn.from_cache(cfg.cache_path, talk.end_of_turn_threads)
+        except (EndOfTurnModelMissing, RuntimeError) as e:
+            note = f"Talk mode ends a turn after {talk.silence_timeout_s:g} s of silence: {e}"
+            log.error("talk: %s", note)
+            talk = dataclasses.replace(talk, end_of_turn="silence")
+    return Listening(talk, vad, turn_model, cfg.limits.max_audio_s), note
+
+
+def build_toolbox(cfg: Config, generator: ReplyGenerator) -> tuple[Toolbox, Literal["model", "summary"]]:
+    """The tools, handed to a generator that calls them natively; and who words their answers."""
+    toolbox = Toolbox(cfg.tools)
+    use_tools = getattr(generator, "use_tools", None)
+    if use_tools is not None:
+        use_tools(toolbox)
+    answers = cfg.tools.answer_by
+    if answers == "auto":  # the embedded 135M model garbles the numbers it is given (config.yaml)
+        answers = "summary" if generator.description.startswith(EMBEDDED_NAME) else "model"
+    return toolbox, answers
+
+
 def warm_up(engines: Engines) -> None:
     """Run each local model once so that the first user does not pay for lazy initialisation."""
     from audio.tts.fallback import FallbackSpeaker
@@ -209,6 +266,12 @@ def warm_up(engines: Engines) -> None:
     if isinstance(speaker, PiperSpeaker):
         for _chunk in speaker.speak("Ready.", VoiceOptions()):
             pass
+    if engines.toolbox is not None:
+        engines.toolbox.warm_up()
+    if engines.listening is not None:  # the VAD's and the end-of-turn model's first calls
+        engines.listening.listener().feed(SAMPLE_RATE, np.zeros(int(WARM_UP_CLIP_S * SAMPLE_RATE), np.float32))
+        if engines.listening.turn_model is not None:
+            engines.listening.turn_model.probability(np.zeros(int(WARM_UP_CLIP_S * SAMPLE_RATE), np.float32))
 
 
 def build_engines(cfg: Config) -> Engines:
@@ -222,7 +285,11 @@ def build_engines(cfg: Config) -> Engines:
     log.info("STT: %s", transcriber.description)
     speaker = build_speaker(cfg.tts)
     log.info("TTS: %s", speaker.description)
-    engines = Engines(device, transcriber, generator, speaker, [n for n in (llm_note, stt_note) if n])
+    listening, talk_note = build_listening(cfg)
+    log.info("talk: %s", f"end of turn by {listening.talk.end_of_turn}" if listening else "unavailable")
+    toolbox, tool_answers = build_toolbox(cfg, generator)
+    engines = Engines(device, transcriber, generator, speaker, [n for n in (llm_note, stt_note, talk_note) if n],
+                      listening, toolbox, tool_answers)
     warm_up(engines)
     log.info("models loaded and warmed up in %.1f s", time.perf_counter() - started)
     return engines

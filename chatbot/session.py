@@ -22,6 +22,7 @@ STOPPED_MARK = " ⏹️"  # ends the text of a reply the user stopped
 FAILED_MARK = "⚠️ "  # starts the message that says why a turn failed
 NOT_ANSWERED = "Not answered"  # the title of that message; the user's message stays above it
 SPOKEN = "🎙️ "  # marks a restored voice message: its transcript, its audio gone
+TOOL_MARK = "🔧 "  # starts the title of the folded detail that says which tool an answer used
 
 
 class ChatMessage(TypedDict):
@@ -40,10 +41,19 @@ class UserInput:
     restored: bool = False  # came back from the record kept in the browser: its audio was never here
 
 
+@dataclass(frozen=True)
+class ToolNote:
+    """A tool the reply used: shown folded above the answer."""
+
+    source: str  # "Weather for Paris, France — Open-Meteo"
+    facts: str  # what it returned
+
+
 @dataclass
 class Reply:
     text: str = ""
     audio: Path | None = None  # the whole reply's speech, once spoken
+    tool: ToolNote | None = None
 
 
 @dataclass(eq=False)  # compared by identity: two exchanges may say the same
@@ -97,11 +107,23 @@ def reply_message(exchange: Exchange) -> ChatMessage | None:
     return {"role": "assistant", "content": _content(reply.text, reply.audio)}
 
 
+def tool_message(exchange: Exchange) -> ChatMessage | None:
+    """The folded detail above an answer that used a tool: its source as the title, its facts inside."""
+    tool = exchange.reply.tool if exchange.reply is not None and exchange.status != "failed" else None
+    if tool is None:
+        return None
+    return {"role": "assistant", "content": tool.facts, "metadata": {"title": TOOL_MARK + tool.source,
+                                                                      "status": "done"}}
+
+
 def render_panel(exchanges: list[Exchange]) -> list[ChatMessage]:
     """The chat panel's messages for these exchanges."""
     messages: list[ChatMessage] = []
     for exchange in exchanges:
         messages.append(user_message(exchange.user))
+        tool = tool_message(exchange)
+        if tool is not None:
+            messages.append(tool)
         reply = reply_message(exchange)
         if reply is not None:
             messages.append(reply)
@@ -121,6 +143,7 @@ class ChatSession:
     notices_shown: set[str] = field(default_factory=set)  # what the user was already told
     turn_times: deque = field(default_factory=deque)  # time.monotonic() of recent turns, for the rate limit
     running: int = 0  # turns of this session not yet ended (a stopped one ends at its next token)
+    live: object | None = None  # the browser tab's live voice link (chatbot/live.py), once it has one
     _ended: threading.Condition = field(default_factory=threading.Condition, repr=False)
 
     @property

@@ -14,7 +14,8 @@ import secrets
 import time
 from pathlib import Path
 
-from chatbot.session import FAILED_MARK, SPOKEN, STOPPED_MARK, ChatSession, Exchange, Reply, UserInput, reply_message
+from chatbot.session import (FAILED_MARK, SPOKEN, STOPPED_MARK, ChatSession, Exchange, Reply, ToolNote, UserInput,
+                             reply_message)
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,8 @@ def _entries(exchange: Exchange) -> list[dict]:
             entry.update(text=reply["content"], failed=True)
         elif exchange.status == "stopped":
             entry["text"] = reply["content"]
+        if exchange.reply is not None and exchange.reply.tool is not None and exchange.status != "failed":
+            entry["tool"] = {"source": exchange.reply.tool.source, "facts": exchange.reply.tool.facts}
         entries.append(entry)
     return entries
 
@@ -59,6 +62,8 @@ def _exchange(user: dict, reply: dict | None) -> Exchange:
         exchange.reply, exchange.status = Reply(text.removesuffix(STOPPED_MARK.strip()).rstrip()), "stopped"
     else:
         exchange.reply, exchange.status = Reply(text), "answered"
+    if reply["tool"] is not None and exchange.reply is not None:
+        exchange.reply.tool = ToolNote(*reply["tool"])
     return exchange
 
 
@@ -99,13 +104,21 @@ def _validated(record) -> tuple[list[dict], list[tuple[str, str]]]:
                 and isinstance(entry.get("text"), str)):
             raise ValueError(f"bad message entry {str(entry)[:80]!r}")
         clean.append({"role": entry["role"], "text": entry["text"][:_MAX_TEXT],
-                      "spoken": entry.get("spoken") is True, "failed": entry.get("failed") is True})
+                      "spoken": entry.get("spoken") is True, "failed": entry.get("failed") is True,
+                      "tool": _tool_of(entry.get("tool"))})
     clean_turns = []
     for turn in turns[-_MAX_ENTRIES:]:
         if not (isinstance(turn, list) and len(turn) == 2 and all(isinstance(t, str) for t in turn)):
             raise ValueError(f"bad turn {str(turn)[:80]!r}")
         clean_turns.append((turn[0][:_MAX_TEXT], turn[1][:_MAX_TEXT]))
     return clean, clean_turns
+
+
+def _tool_of(tool) -> tuple[str, str] | None:
+    """(source, facts) of a restored answer's tool, or None when it has none (or a malformed one)."""
+    if isinstance(tool, dict) and isinstance(tool.get("source"), str) and isinstance(tool.get("facts"), str):
+        return tool["source"][:_MAX_TEXT], tool["facts"][:_MAX_TEXT]
+    return None
 
 
 def to_json(record: dict, *, model: str) -> str:
@@ -122,6 +135,8 @@ def to_markdown(record: dict, *, model: str) -> str:
         else:
             who = "**Assistant** (not answered)" if entry.get("failed") else "**Assistant**"
             text = entry["text"].replace(STOPPED_MARK, " _(stopped)_")
+            if entry.get("tool"):
+                text += f" _({entry['tool']['source']})_"
         lines += [f"{who}: {text}", ""]
     return "\n".join(lines)
 

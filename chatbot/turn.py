@@ -10,9 +10,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Literal, Protocol
+
+import numpy as np
 
 from audio.decode import SAMPLE_RATE, AudioDecodeError, decode_file
 from audio.speech.stage import SpeechStage
@@ -22,9 +26,12 @@ from chatbot.config import LimitsConfig, TTSConfig
 from chatbot.conversation import PromptTooLongError
 from chatbot.engines import Engines
 from chatbot.llm.base import Message, ReplyError
-from chatbot.session import ChatMessage, ChatSession, Exchange, Reply, UserInput
+from chatbot.session import ChatMessage, ChatSession, Exchange, Reply, ToolNote, UserInput
+from chatbot.tools import ToolError, ToolResult, grounded_messages
 
 log = logging.getLogger(__name__)
+
+_POLL_S = 0.05  # while a tool runs, how often the speech already made is handed out
 
 Stage = Literal["transcribing", "thinking", "speaking", "done", "failed", "stopped"]
 
@@ -57,8 +64,10 @@ class TurnServices(Protocol):
 
 
 class Turn:
-    def __init__(self, assistant: TurnServices, session: ChatSession, options: TurnOptions, user: UserInput):
-        self.started = time.perf_counter()  # the user's input is complete: time to first audio counts from here
+    def __init__(self, assistant: TurnServices, session: ChatSession, options: TurnOptions, user: UserInput,
+                 started: float | None = None):
+        # When the user's input was complete (time.perf_counter()): time to first audio counts from here.
+        self.started = time.perf_counter() if started is None else started
         self.assistant = assistant
         self.session = session
         self.options = options
@@ -84,12 +93,13 @@ class Turn:
     def run_text(self) -> Iterator[TurnUpdate]:
         yield from self.session.tracked(self._reply())
 
-    def run_voice(self) -> Iterator[TurnUpdate]:
-        yield from self.session.tracked(self._transcribe_then_reply())
+    def run_voice(self, samples: np.ndarray | None = None) -> Iterator[TurnUpdate]:
+        """A recording: the exchange's file, or `samples` (16 kHz float32) already decoded (the microphone)."""
+        yield from self.session.tracked(self._transcribe_then_reply(samples))
 
-    def _transcribe_then_reply(self) -> Iterator[TurnUpdate]:
+    def _transcribe_then_reply(self, samples: np.ndarray | None) -> Iterator[TurnUpdate]:
         yield self.update("transcribing")
-        audio, notice = self._read_recording()
+        audio, notice = self._read_recording(samples)
         if audio is None:
             yield self.fail(notice)
             return
@@ -110,13 +120,14 @@ class Turn:
         self.exchange.user.text = transcript.text
         yield from self._reply()
 
-    def _read_recording(self):
+    def _read_recording(self, audio: np.ndarray | None):
         """(16 kHz samples, a notice) for the exchange's recording, or (None, why it cannot be used)."""
         limits = self.assistant.limits
-        try:
-            audio = decode_file(self.exchange.user.audio)
-        except AudioDecodeError as e:
-            return None, f"That audio could not be read: {e}"
+        if audio is None:
+            try:
+                audio = decode_file(self.exchange.user.audio)
+            except AudioDecodeError as e:
+                return None, f"That audio could not be read: {e}"
         if len(audio) < limits.min_audio_s * SAMPLE_RATE:  # Whisper makes up words for a click or a breath
             return None, (f"That recording is only {len(audio) / SAMPLE_RATE:.1f} s long. Keep recording while "
                           f"you speak (at least {limits.min_audio_s:g} s).")
@@ -157,7 +168,8 @@ class Turn:
                                       self.assistant.speech)
         spoken: list[SpeechChunk] = []
         try:
-            yield from self._stream(prompt, spoken)
+            deltas = yield from self._answer_source(prompt, spoken)
+            yield from self._stream(deltas, spoken)
         except Exception as e:
             yield self.fail(_generation_failure(e))
             return
@@ -175,11 +187,51 @@ class Turn:
             return
         yield from self._speak_the_rest(spoken)
 
-    def _stream(self, prompt: list[Message], spoken: list[SpeechChunk]) -> Iterator[TurnUpdate]:
+    def _answer_source(self, prompt: list[Message], spoken: list[SpeechChunk]):
+        """Where the answer's text comes from: the model, the model told a tool's facts, or the tool's own words
+        (its summary, or why it failed). A tool question's lead-in is shown and spoken while the tool runs."""
+        engines = self.assistant.engines
+        generator, toolbox = engines.generator, engines.toolbox
+        if getattr(generator, "calls_tools", False):  # the model calls the tools itself
+            return generator.stream(prompt, self.cancel, on_tool=self._note_tool)
+        call = toolbox.plan(self.exchange.user.text) if toolbox is not None else None
+        if call is None:
+            return generator.stream(prompt, self.cancel)
+        if call.lead_in:
+            self.exchange.reply.text = call.lead_in + " "
+            if self.speech is not None:
+                self.speech.say(call.lead_in)
+            yield self.update("thinking")
+        outcome = yield from self._while_speaking(lambda: toolbox.attempt(call, self._note_tool), spoken)
+        if isinstance(outcome, ToolError):
+            return iter([str(outcome)])  # never invented data: the failure, in plain words, is the answer
+        if engines.tool_answers == "summary":
+            return iter([outcome.summary])
+        return generator.stream(grounded_messages(prompt, outcome), self.cancel)
+
+    def _while_speaking(self, work, spoken: list[SpeechChunk]):
+        """Run `work()` in a thread; meanwhile the speech already made (a lead-in) goes out. Returns its result."""
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="tool") as pool:
+            future = pool.submit(work)
+            while True:
+                try:
+                    return future.result(timeout=_POLL_S)
+                except FutureTimeout:
+                    new_audio = self.speech.ready() if self.speech is not None else []
+                    if new_audio:
+                        spoken += new_audio
+                        yield self.update("thinking", speech=tuple(new_audio))
+
+    def _note_tool(self, call, outcome) -> None:
+        if isinstance(outcome, ToolResult):
+            log.info("tool %s: %s", call.tool, outcome.source)
+            self.exchange.reply.tool = ToolNote(outcome.source, outcome.facts)
+
+    def _stream(self, deltas: Iterator[str], spoken: list[SpeechChunk]) -> Iterator[TurnUpdate]:
         """The reply's text as it is generated, and the speech made of it so far."""
         generate_started = time.perf_counter()
         pieces = 0
-        for delta in self.assistant.engines.generator.stream(prompt, self.cancel):
+        for delta in deltas:
             if pieces == 0:
                 self.timings["first_token_s"] = time.perf_counter() - self.started
             pieces += 1
@@ -191,6 +243,7 @@ class Turn:
                 spoken += new_audio
             yield self.update("thinking", speech=tuple(new_audio))
         self.timings.update(generate_s=time.perf_counter() - generate_started, pieces=pieces)
+
 
     def _speak_the_rest(self, spoken: list[SpeechChunk]) -> Iterator[TurnUpdate]:
         speech = self.speech

@@ -18,12 +18,12 @@ from dataclasses import dataclass
 from typing import Iterator
 
 import gradio as gr
-import numpy as np
 
-from audio.decode import to_pcm16
-from audio.tts.base import SpeechChunk, VoiceOptions, join_chunks
+from audio.tts.base import VoiceOptions
 from chatbot import transcript
 from chatbot.assistant import Assistant
+from chatbot.live import LiveLink
+from chatbot.live_ui import LiveLinks, live_bar
 from chatbot.session import ChatSession
 from chatbot.turn import TurnOptions, TurnUpdate
 
@@ -42,12 +42,6 @@ _PAUSE_AUDIO_JS = "() => { document.querySelectorAll('audio').forEach(a => a.pau
 def _status_markdown(assistant: Assistant) -> str:
     notes = "".join(f"\n\n⚠️ {note}" for note in assistant.engines.notes)
     return f"`{assistant.status_line()}`{notes}"
-
-
-def _pcm(chunks: tuple[SpeechChunk, ...]) -> tuple[int, np.ndarray]:
-    """New speech chunks as one (sample_rate, int16) block for the streaming player."""
-    rate, samples = join_chunks(chunks)
-    return rate, to_pcm16(samples)
 
 
 _MARKUP = re.compile(r"([!-/:-@\[-`{-~])")  # ASCII punctuation: each may be backslash-escaped in Markdown
@@ -75,7 +69,8 @@ def _toasts(update: TurnUpdate, session: ChatSession) -> None:
         gr.Warning(update.notice)
 
 
-_PROGRESS = {"transcribing": "🎙️ Transcribing…", "thinking": "💭 Thinking…", "speaking": "🔊 Speaking…"}
+# While the server works on a turn; "Speaking…" is the live bar's, shown exactly while sound plays in the page.
+_PROGRESS = {"transcribing": "🎙️ Transcribing…", "thinking": "💭 Thinking…"}
 
 
 def _paced(updates: Iterator[TurnUpdate], interval_s: float) -> Iterator[TurnUpdate]:
@@ -90,12 +85,21 @@ def _paced(updates: Iterator[TurnUpdate], interval_s: float) -> Iterator[TurnUpd
         yield update
 
 
-def _to_player(updates: Iterator[TurnUpdate], session: ChatSession, interval_s: float):
-    """For the browser: (chat history, new speech for the streaming player or skip, progress, session)."""
+def _to_page(updates: Iterator[TurnUpdate], session: ChatSession, interval_s: float, link: LiveLink | None):
+    """For the browser: (chat history, the live bar's cursor or skip, progress, session). The speech goes to the
+    tab's live link, piece by piece, where the page's player fetches it as soon as the cursor says it is ready."""
+    turn = link.begin_turn() if link is not None else 0
+    sent = None
     for update in _paced(updates, interval_s):
         _toasts(update, session)
-        audio = _pcm(update.speech) if update.speech else gr.skip()
-        yield shown(update.messages), audio, _PROGRESS.get(update.stage, ""), session
+        if link is None:
+            yield shown(update.messages), gr.skip(), _PROGRESS.get(update.stage, ""), session
+            continue
+        if update.speech:
+            link.publish(turn, update.speech)
+        cursor = link.cursor(turn, update.stage)
+        yield shown(update.messages), (gr.skip() if cursor == sent else cursor), _PROGRESS.get(update.stage, ""), session
+        sent = cursor
 
 
 def _to_file(updates: Iterator[TurnUpdate], session: ChatSession, interval_s: float):
@@ -110,9 +114,10 @@ def _to_file(updates: Iterator[TurnUpdate], session: ChatSession, interval_s: fl
 class _Handlers:
     """The functions Gradio calls on each event. Each session's state is a ChatSession in a gr.State."""
 
-    def __init__(self, assistant: Assistant, stream_interval_s: float):
+    def __init__(self, assistant: Assistant, stream_interval_s: float, links: LiveLinks):
         self.assistant = assistant
         self.interval_s = stream_interval_s
+        self.links = links
         # The browser tabs now open, by Gradio session: when one closes (its heartbeat stops), its turn stops.
         self.open_tabs: weakref.WeakValueDictionary[str, ChatSession] = weakref.WeakValueDictionary()
 
@@ -132,16 +137,35 @@ class _Handlers:
         session = self.session_of(session)
         return self.assistant.voice_turn(session, audio_path, self.options(*settings)), session
 
-    def ui_send_text(self, *args):
-        yield from _to_player(*self._text_turn(*args), self.interval_s)
+    def _to_page(self, turn: Iterator[TurnUpdate], session: ChatSession, autoplay: bool):
+        # Without autoplay the answer is not played as it comes; its audio is in the chat, to play.
+        yield from _to_page(turn, session, self.interval_s, self.links.link_of(session) if autoplay else None)
 
-    def ui_send_audio(self, *args):
-        yield from _to_player(*self._voice_turn(*args), self.interval_s)
+    def ui_send_text(self, message, session, voice, rate_percent, language, speak, autoplay):
+        turn, session = self._text_turn(message, session, voice, rate_percent, language, speak)
+        yield from self._to_page(turn, session, autoplay)
 
-    def ui_retry(self, session, *settings):
+    def ui_send_audio(self, audio, session, voice, rate_percent, language, speak, autoplay):
+        turn, session = self._voice_turn(audio, session, voice, rate_percent, language, speak)
+        yield from self._to_page(turn, session, autoplay)
+
+    def ui_retry(self, session, voice, rate_percent, language, speak, autoplay):
         """The chat's retry button: the last message again (a failed turn, or a new answer)."""
         session = self.session_of(session)
-        yield from _to_player(self.assistant.retry_turn(session, self.options(*settings)), session, self.interval_s)
+        turn = self.assistant.retry_turn(session, self.options(voice, rate_percent, language, speak))
+        yield from self._to_page(turn, session, autoplay)
+
+    def ui_spoken(self, session, voice, rate_percent, language, speak, autoplay, event: gr.EventData):
+        """The live bar heard a whole utterance (talk mode, or the mic button pressed again): answer it."""
+        link = self.links.get((event._data or {}).get("key"))
+        utterance = link.take_utterance() if link is not None else None
+        if utterance is None:  # a stale or forged event: nothing was heard
+            session = self.session_of(session)
+            yield shown(session.messages), gr.skip(), "", session
+            return
+        turn = self.assistant.spoken_turn(link.session, utterance.samples, utterance.heard_at,
+                                          self.options(voice, rate_percent, language, speak))
+        yield from self._to_page(turn, link.session, autoplay)
 
     # Named parameters: gradio_client callers pass them by these names (predict("Hi", speak=False, ...)).
     def send_text(self, message, session, voice, rate_percent, language, speak):
@@ -162,18 +186,21 @@ class _Handlers:
         return session, [], transcript.EMPTY_RECORD  # (None would not replace what the browser keeps)
 
     def restore(self, record, request: gr.Request):
-        """A page (re)load: the conversation this browser kept comes back, text and transcripts."""
+        """A page (re)load: the conversation this browser kept comes back, text and transcripts; the live bar
+        learns its link's key."""
         session = self.assistant.new_session()
         if record is not None:
             transcript.restore(session, record)
         self.open_tabs[request.session_hash] = session
-        return session, shown(session.messages)
+        return session, shown(session.messages), self.links.link_of(session).hello()
 
     def tab_closed(self, request: gr.Request) -> None:
         session = self.open_tabs.pop(request.session_hash, None)
         if session is not None:
-            log.info("a browser tab closed: its turn, if any, is stopped")
+            log.info("a browser tab closed: its turn, if any, is stopped, and its microphone link closed")
             session.stop()
+            if session.live is not None:
+                session.live.close()
 
     @staticmethod
     def remember(session: ChatSession | None):
@@ -216,8 +243,8 @@ class _Page:
     message: gr.Textbox
     send: gr.Button
     stop: gr.Button
-    voice_in: gr.Audio
-    player: gr.Audio
+    voice_in: gr.Audio  # uploads; the microphone is the live bar's
+    live: gr.HTML  # the live bar: microphone, talk mode, the answer's speech, what is happening
     settings: list  # voice, rate, language, speak: every turn's options, in this order
     autoplay: gr.Checkbox
     clear: gr.Button
@@ -267,17 +294,14 @@ def _voice_settings(assistant: Assistant) -> tuple[list, gr.Checkbox]:
     return [voice, rate, language, speak], autoplay
 
 
-def _layout(assistant: Assistant, title: str, browser_secret: str | None) -> _Page:
+def _layout(assistant: Assistant, title: str, browser_secret: str | None, links: LiveLinks) -> _Page:
     session = gr.State(None)  # a ChatSession per browser tab or API client, created on its first turn
     # The conversation, kept (encrypted) in the browser's localStorage: it survives reloads and restarts.
     saved = gr.BrowserState(None, storage_key="voice-chatbot-conversation", secret=browser_secret)
     chatbot, progress = _conversation_area(title)
     message, send, stop = _message_row()
-    with gr.Row():
-        voice_in = gr.Audio(label="Speak or upload audio", sources=["microphone", "upload"], type="filepath", scale=3,
-                            elem_id="voice-in")
-        player = gr.Audio(label="Spoken answer", streaming=True, autoplay=True, interactive=False, scale=2,
-                          elem_id="player")
+    live = live_bar(links)
+    voice_in = gr.Audio(label="Upload audio", sources=["upload"], type="filepath", elem_id="voice-in")
     settings, autoplay = _voice_settings(assistant)
     with gr.Row():
         clear = gr.Button("Clear conversation", variant="secondary", elem_id="clear")
@@ -287,7 +311,7 @@ def _layout(assistant: Assistant, title: str, browser_secret: str | None) -> _Pa
     status_line = gr.Markdown(_status_markdown(assistant), elem_id="status-line")
     pending = gr.Textbox(visible=False, label="message")
     api_audio = gr.Audio(visible=False, type="filepath", label="reply audio")
-    return _Page(session, saved, chatbot, progress, message, send, stop, voice_in, player, settings, autoplay, clear,
+    return _Page(session, saved, chatbot, progress, message, send, stop, voice_in, live, settings, autoplay, clear,
                  download, downloads, status_line, pending, api_audio)
 
 
@@ -312,29 +336,30 @@ def _wire_turns(page: _Page, handlers: _Handlers) -> None:
                           ).then(handlers.idle, None, [page.send, page.stop, page.progress, page.status_line],
                                  **_PRIVATE)
 
-    outputs = [page.chatbot, page.player, page.progress, page.session]
+    outputs = [page.chatbot, page.live, page.progress, page.session]
+    settings = [*page.settings, page.autoplay]
     after_turn(gr.on([page.message.submit, page.send.click], handlers.busy, [page.message],
                      [page.message, page.pending, page.send, page.stop], queue=False, **_PRIVATE
-                     ).then(handlers.ui_send_text, [page.pending, page.session, *page.settings], outputs,
+                     ).then(handlers.ui_send_text, [page.pending, page.session, *settings], outputs,
                             api_name="stream_text", api_visibility="undocumented"))  # the latency benchmark
-    after_turn(gr.on([page.voice_in.stop_recording, page.voice_in.upload], handlers.working, None,
-                     [page.send, page.stop], queue=False, **_PRIVATE
-                     ).then(handlers.ui_send_audio, [page.voice_in, page.session, *page.settings], outputs,
-                            api_name="stream_audio", api_visibility="undocumented",
-                            ).then(lambda: None, None, page.voice_in, **_PRIVATE))
+    after_turn(page.voice_in.upload(handlers.working, None, [page.send, page.stop], queue=False, **_PRIVATE
+                                    ).then(handlers.ui_send_audio, [page.voice_in, page.session, *settings], outputs,
+                                           api_name="stream_audio", api_visibility="undocumented",
+                                           ).then(lambda: None, None, page.voice_in, **_PRIVATE))
+    after_turn(page.live.utterance(handlers.working, None, [page.send, page.stop], queue=False, **_PRIVATE
+                                   ).then(handlers.ui_spoken, [page.session, *settings], outputs, **_PRIVATE))
     after_turn(page.chatbot.retry(handlers.working, None, [page.send, page.stop], queue=False, **_PRIVATE
-                                  ).then(handlers.ui_retry, [page.session, *page.settings], outputs, **_PRIVATE))
+                                  ).then(handlers.ui_retry, [page.session, *settings], outputs, **_PRIVATE))
 
 
 def _wire_controls(page: _Page, handlers: _Handlers) -> None:
-    page.stop.click(handlers.stop, [page.session], None, queue=False, **_PRIVATE)
+    gr.on([page.stop.click, page.live.interrupt], handlers.stop, [page.session], None, queue=False, **_PRIVATE)
     gr.on([page.clear.click, page.chatbot.clear], handlers.clear, [page.session], [page.session, page.chatbot,
                                                                                    page.saved],
           queue=False, **_PRIVATE).then(lambda: gr.update(value=None, visible=False), None, page.downloads, **_PRIVATE)
     page.download.click(handlers.download, [page.session], [page.downloads], **_PRIVATE)
-    page.autoplay.change(lambda on: gr.update(autoplay=on), [page.autoplay], [page.player], queue=False, **_PRIVATE)
     gr.on([page.message.submit, page.send.click, page.stop.click, page.clear.click, page.chatbot.clear,
-           page.voice_in.stop_recording, page.voice_in.upload, page.chatbot.retry], None, None, None,
+           page.voice_in.upload, page.chatbot.retry, page.live.utterance], None, None, None,
           js=_PAUSE_AUDIO_JS, **_PRIVATE)
 
 
@@ -342,14 +367,15 @@ def build_ui(assistant: Assistant, *, title: str = "Voice Chatbot", browser_secr
              stream_interval_s: float = 0.0) -> gr.Blocks:
     """`browser_secret` encrypts the conversation each browser keeps; a fixed one lets it outlive a restart.
     `stream_interval_s` paces streamed text (0: every token)."""
-    handlers = _Handlers(assistant, stream_interval_s)
+    links = LiveLinks(assistant.live_link)
+    handlers = _Handlers(assistant, stream_interval_s, links)
     # Gradio keeps its own copies of served files: they expire like the store's, checked twice per lifetime.
     max_age = int(assistant.store.max_age_s)
     with gr.Blocks(title=title, delete_cache=(max(30, min(600, max_age // 2)), max_age)) as demo:
-        page = _layout(assistant, title, browser_secret)
+        page = _layout(assistant, title, browser_secret, links)
         _wire_api(page, handlers)
         _wire_turns(page, handlers)
         _wire_controls(page, handlers)
-        demo.load(handlers.restore, [page.saved], [page.session, page.chatbot], **_PRIVATE)
+        demo.load(handlers.restore, [page.saved], [page.session, page.chatbot, page.live], **_PRIVATE)
         demo.unload(handlers.tab_closed)
     return demo

@@ -54,6 +54,10 @@ class SpeechStage:
         for piece in self._splitter.feed(delta):
             self._submit(piece)
 
+    def say(self, text: str) -> None:
+        """Speak `text` as a piece of its own, now (a lead-in such as "Checking the weather in Paris…")."""
+        self._submit(text)
+
     def finish(self) -> None:
         """The reply is complete: the rest of its text is queued, and the input is closed."""
         for piece in self._splitter.flush():

@@ -1,0 +1,209 @@
+"""The live voice link of one browser tab: the microphone streamed in, the answer's speech handed out.
+
+The page (chatbot/web/live.js) sends microphone audio while the user speaks, about ten times a second, so
+nothing is left to upload when they stop: in push-to-talk it is kept until the mic button is pressed again; in
+talk mode a `Listener` (voice activity + end of turn) decides when the user has finished, and notices them
+starting to speak over an answer (barge-in). A finished utterance waits here until the page's `utterance`
+event starts its turn. Each turn's speech is kept here, piece by piece, for the page's player to fetch.
+
+Everything that comes from the page is checked: a chunk's size and rate, the total length of a recording, how
+fast audio arrives (the listener drops what comes faster than real time). Nothing here imports gradio.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable, Literal
+
+import numpy as np
+
+from audio.decode import SAMPLE_RATE, decode_array, to_pcm16
+from audio.tts.base import SpeechChunk
+from chatbot.config import LimitsConfig
+from chatbot.session import ChatSession
+
+log = logging.getLogger(__name__)
+
+Mode = Literal["off", "ptt", "talk"]
+MAX_CHUNK_S = 2.0  # the longest piece of microphone audio one call may carry (the page sends ~0.13 s)
+MIC_RATES = (8_000, 16_000, 22_050, 24_000, 32_000, 44_100, 48_000)  # Hz the page may send
+
+
+class LiveInputError(ValueError):
+    """What the page sent cannot be used; the message is fit for the log, not a crash."""
+
+
+@dataclass(frozen=True)
+class Utterance:
+    samples: np.ndarray  # 16 kHz mono float32
+    heard_at: float  # time.perf_counter() when the utterance was known to be complete
+    speech_end_s: float  # seconds of silence after the last speech when it was (0 for push-to-talk)
+    mode: Mode
+
+
+@dataclass(frozen=True)
+class _Piece:
+    seq: int
+    rate: int
+    pcm: str  # base64 of 16-bit little-endian mono PCM
+
+
+class LiveLink:
+    def __init__(self, session: ChatSession, limits: LimitsConfig, make_listener: Callable[[], object] | None):
+        self.key = secrets.token_urlsafe(18)  # unguessable: the page names its link with it
+        self.session = session
+        self._limits = limits
+        self._make_listener = make_listener  # None when talk mode is unavailable (its models are missing)
+        self._lock = threading.Lock()
+        self.turn = 0  # the turn whose speech is kept
+        self._pieces: list[_Piece] = []
+        self._mode: Mode = "off"
+        self._listener = None
+        self._recording: list[np.ndarray] = []  # push-to-talk audio, 16 kHz
+        self._recorded = 0  # samples in it
+        self._utterance: Utterance | None = None
+
+    # -- speech out --------------------------------------------------------------------------------------
+
+    def begin_turn(self) -> int:
+        """A new turn starts speaking: the previous turn's pieces are dropped."""
+        with self._lock:
+            self.turn += 1
+            self._pieces = []
+            return self.turn
+
+    def publish(self, turn: int, chunks: tuple[SpeechChunk, ...]) -> None:
+        with self._lock:
+            if turn != self.turn:
+                return  # an older turn still ending: the page no longer wants it
+            for chunk in chunks:
+                pcm = base64.b64encode(to_pcm16(chunk.samples).tobytes()).decode("ascii")
+                self._pieces.append(_Piece(len(self._pieces), chunk.sample_rate, pcm))
+
+    def cursor(self, turn: int, stage: str) -> str:
+        """The value the page's player watches: which turn, how many pieces are ready, the turn's stage."""
+        with self._lock:
+            ready = len(self._pieces) if turn == self.turn else 0
+        return json.dumps({"key": self.key, "turn": turn, "ready": ready, "stage": stage})
+
+    def hello(self) -> str:
+        """The first value the page gets: its link's key."""
+        return json.dumps({"key": self.key, "turn": None})
+
+    def pieces_since(self, turn: int, since: int) -> list[dict]:
+        with self._lock:
+            if turn != self.turn or not isinstance(since, int) or since < 0:
+                return []
+            return [{"seq": p.seq, "rate": p.rate, "pcm": p.pcm} for p in self._pieces[since:]]
+
+    # -- microphone in -----------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """The tab went away: its microphone stream ends, its speech is dropped."""
+        with self._lock:
+            self._mode, self._listener, self._utterance = "off", None, None
+            self._recording, self._recorded, self._pieces = [], 0, []
+
+    def take_utterance(self) -> Utterance | None:
+        with self._lock:
+            utterance, self._utterance = self._utterance, None
+            return utterance
+
+    def hear(self, message: dict) -> dict:
+        """One call from the page: {mode, start, final, rate, pcm}. Answers what the page should do."""
+        mode = message.get("mode")
+        if mode not in ("off", "ptt", "talk"):
+            raise LiveInputError(f"unknown microphone mode {mode!r}")
+        with self._lock:
+            if mode == "off":
+                self._mode, self._listener = "off", None
+                return {"state": ""}
+            if message.get("start"):
+                return self._start(mode)
+            if mode != self._mode:
+                return {"state": "", "closed": True}  # audio of a recording that was ended meanwhile
+            audio = _samples_of(message)
+            if mode == "ptt":
+                return self._record(audio, bool(message.get("final")))
+            return self._listen(audio)
+
+    def _start(self, mode: Mode) -> dict:
+        self._utterance = None
+        self._recording, self._recorded = [], 0
+        if mode == "ptt":
+            self._mode = "ptt"
+            self.session.stop()  # pressing the mic stops the answer still being written
+            return {"state": "recording"}
+        if self._make_listener is None:
+            self._mode = "off"
+            return {"state": "", "closed": True,
+                    "notice": "Talk mode is not available: its listening models are missing (run scripts/setup.sh)."}
+        self._mode, self._listener = "talk", self._make_listener()
+        return {"state": "listening"}
+
+    def _record(self, audio: np.ndarray, final: bool) -> dict:
+        room = int(self._limits.max_audio_s * SAMPLE_RATE) - self._recorded
+        notice = ""
+        if len(audio) > room:
+            audio = audio[:max(room, 0)]
+            final = True  # the recording is as long as it may be: it ends here
+            notice = f"Only the first {self._limits.max_audio_s:.0f} s of your recording were used."
+        if len(audio):
+            self._recording.append(audio)
+            self._recorded += len(audio)
+        if not final:
+            return {"state": "recording"}
+        self._mode = "off"
+        samples = np.concatenate(self._recording) if self._recording else np.zeros(0, np.float32)
+        self._recording, self._recorded = [], 0
+        if len(samples) < self._limits.min_audio_s * SAMPLE_RATE:
+            return {"state": "", "closed": True, "notice": f"That recording is only {len(samples) / SAMPLE_RATE:.1f} s "
+                    f"long. Keep the microphone on while you speak (at least {self._limits.min_audio_s:g} s)."}
+        self._utterance = Utterance(samples, time.perf_counter(), 0.0, "ptt")
+        return {"state": "", "utterance": True, "mode": "ptt", "notice": notice, "closed": True}
+
+    def _listen(self, audio: np.ndarray) -> dict:
+        from audio.listener import InputDropped, SpeechStarted, TurnEnded
+
+        answer: dict = {"state": "listening", "mode": "talk", "turn_running": self.session.running > 0}
+        for event in self._listener.feed(SAMPLE_RATE, audio):
+            if isinstance(event, SpeechStarted):
+                answer["barge_in"] = True
+                if self.session.running:
+                    log.info("barge-in: the user speaks over the answer; it is stopped")
+                    self.session.stop()
+            elif isinstance(event, TurnEnded):
+                silence_s = max(0.0, event.time_s - event.speech_end_s)
+                self._utterance = Utterance(event.audio, time.perf_counter(), silence_s, "talk")
+                answer["utterance"] = True
+                log.info("turn ended (%s) after %.2f s of silence", event.reason, silence_s)
+                if event.reason == "too long":
+                    answer["notice"] = (f"Only the first {self._limits.max_audio_s:.0f} s of what you said were "
+                                        "used.")
+            elif isinstance(event, InputDropped):
+                log.warning("microphone audio came faster than real time: %.1f s dropped", event.dropped_s)
+        answer["state"] = "hearing" if self._listener.phase in ("speaking", "paused") else "listening"
+        return answer
+
+
+def _samples_of(message: dict) -> np.ndarray:
+    """The message's audio as 16 kHz mono float32, after checking its rate and size."""
+    rate, pcm = message.get("rate"), message.get("pcm")
+    if rate not in MIC_RATES:
+        raise LiveInputError(f"unsupported microphone rate {rate!r}")
+    if not isinstance(pcm, str) or len(pcm) > 4 * MAX_CHUNK_S * rate * 2 / 3 + 4:
+        raise LiveInputError("a microphone chunk must be base64 text of at most "
+                             f"{MAX_CHUNK_S:g} s of 16-bit audio")
+    try:
+        raw = base64.b64decode(pcm, validate=True)
+    except binascii.Error as e:
+        raise LiveInputError("a microphone chunk is not valid base64") from e
+    samples = np.frombuffer(raw[: len(raw) // 2 * 2], dtype="<i2")
+    return decode_array(rate, samples)

@@ -1,0 +1,106 @@
+"""The live voice link of a tab, without a browser: what the page may send, push-to-talk recordings and their
+limits, and the answer's speech handed out piece by piece."""
+
+import base64
+import json
+
+import numpy as np
+import pytest
+
+from audio.tts.base import SpeechChunk
+from chatbot.conversation import Conversation
+from chatbot.live import MAX_CHUNK_S, LiveInputError, LiveLink
+from chatbot.session import ChatSession
+
+
+def pcm(seconds: float, rate: int = 16000, level: float = 0.3) -> str:
+    samples = (np.sin(np.arange(int(seconds * rate)) / 5) * level * 32767).astype("<i2")
+    return base64.b64encode(samples.tobytes()).decode()
+
+
+@pytest.fixture()
+def link(cfg):
+    return LiveLink(ChatSession(Conversation("")), cfg.limits, None)
+
+
+def test_push_to_talk_keeps_the_recording_until_it_is_sent(link):
+    assert link.hear({"mode": "ptt", "start": True}) == {"state": "recording"}
+    for _ in range(10):
+        assert link.hear({"mode": "ptt", "rate": 16000, "pcm": pcm(0.128)})["state"] == "recording"
+    answer = link.hear({"mode": "ptt", "final": True, "rate": 16000, "pcm": pcm(0.1)})
+    assert answer["utterance"] and answer["mode"] == "ptt"
+    utterance = link.take_utterance()
+    assert utterance.samples.dtype == np.float32 and len(utterance.samples) == pytest.approx(1.38 * 16000, abs=2)
+    assert link.take_utterance() is None  # taken once
+
+
+def test_pressing_the_mic_stops_the_answer_being_written(link):
+    cancel = link.session.cancel
+    link.hear({"mode": "ptt", "start": True})
+    assert cancel.is_set()
+
+
+def test_a_too_short_recording_is_refused_with_a_message(link):
+    link.hear({"mode": "ptt", "start": True})
+    answer = link.hear({"mode": "ptt", "final": True, "rate": 16000, "pcm": pcm(0.1)})
+    assert "only 0.1 s long" in answer["notice"] and "utterance" not in answer
+    assert link.take_utterance() is None
+
+
+def test_a_recording_is_cut_at_the_length_limit(cfg):
+    import dataclasses
+
+    limits = dataclasses.replace(cfg.limits, max_audio_s=3.0)
+    link = LiveLink(ChatSession(Conversation("")), limits, None)
+    link.hear({"mode": "ptt", "start": True})
+    answers = [link.hear({"mode": "ptt", "rate": 16000, "pcm": pcm(1.0)}) for _ in range(5)]
+    assert answers[2] == {"state": "recording"}  # exactly at the limit
+    assert answers[3]["utterance"] and "Only the first 3 s" in answers[3]["notice"]
+    assert answers[4]["closed"] and "utterance" not in answers[4]  # later audio of the ended recording is ignored
+    assert len(link.take_utterance().samples) == 3 * 16000
+
+
+@pytest.mark.parametrize("message, why", [
+    ({"mode": "sing"}, "unknown microphone mode"),
+    ({"mode": "ptt", "rate": 12345, "pcm": ""}, "unsupported microphone rate"),
+    ({"mode": "ptt", "rate": 16000, "pcm": "not base64!"}, "not valid base64"),
+    ({"mode": "ptt", "rate": 16000, "pcm": pcm(MAX_CHUNK_S + 1)}, "at most"),
+    ({"mode": "ptt", "rate": 16000, "pcm": 42}, "base64 text"),
+])
+def test_what_the_page_sends_is_checked(link, message, why):
+    link.hear({"mode": "ptt", "start": True})
+    with pytest.raises(LiveInputError, match=why):
+        link.hear(message)
+
+
+def test_audio_for_a_recording_that_ended_is_ignored(link):
+    answer = link.hear({"mode": "ptt", "rate": 16000, "pcm": pcm(0.1)})  # no recording was started
+    assert answer["closed"] and link.take_utterance() is None
+
+
+def test_talk_mode_without_its_models_says_so(link):
+    answer = link.hear({"mode": "talk", "start": True})
+    assert answer["closed"] and "Talk mode is not available" in answer["notice"]
+
+
+def test_speech_pieces_are_handed_out_in_order_once_per_turn(link):
+    chunk = SpeechChunk(22050, np.full(2205, 0.5, dtype=np.float32), "Piper joe")
+    turn = link.begin_turn()
+    assert json.loads(link.cursor(turn, "thinking")) == {"key": link.key, "turn": turn, "ready": 0,
+                                                         "stage": "thinking"}
+    link.publish(turn, (chunk, chunk))
+    link.publish(turn, (chunk,))
+    assert json.loads(link.cursor(turn, "speaking"))["ready"] == 3
+    pieces = link.pieces_since(turn, 1)
+    assert [p["seq"] for p in pieces] == [1, 2] and pieces[0]["rate"] == 22050
+    samples = np.frombuffer(base64.b64decode(pieces[0]["pcm"]), "<i2")
+    assert len(samples) == 2205 and samples[0] == int(0.5 * 32767)
+    newer = link.begin_turn()
+    link.publish(turn, (chunk,))  # the older turn, still ending: dropped
+    assert link.pieces_since(turn, 0) == [] and link.pieces_since(newer, 0) == []
+    assert link.pieces_since(newer, -1) == [] and link.pieces_since(newer, "0") == []
+
+
+def test_keys_are_unguessable_and_distinct(cfg):
+    keys = {LiveLink(ChatSession(Conversation("")), cfg.limits, None).key for _ in range(50)}
+    assert len(keys) == 50 and all(len(k) >= 24 for k in keys)
