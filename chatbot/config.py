@@ -134,6 +134,23 @@ class ToolsConfig:
 
 
 @dataclass(frozen=True)
+class TalkConfig:
+    end_of_turn: Literal["smart-turn", "silence"]  # what ends a spoken turn: the Smart Turn model, or silence
+    vad_threshold: float  # Silero speech probability at or above which a frame is speech
+    vad_release_threshold: float  # within speech, a frame stays speech down to this probability
+    min_speech_s: float  # speech this long starts an utterance (the barge-in signal); shorter sounds are ignored
+    pause_s: float  # silence after speech that counts as a pause: speculative work starts, the model is asked
+    silence_timeout_s: float  # silence mode (and smart-turn when its model fails): silence that ends the turn
+    end_of_turn_threshold: float  # P(turn complete) at or above which smart-turn ends the turn
+    max_wait_s: float  # smart-turn: silence that ends the turn even when the model says it is unfinished
+    recheck_s: float  # smart-turn: how often the model is asked again while it says unfinished
+    end_of_turn_threads: int  # ONNX Runtime threads for one Smart Turn call
+    preroll_s: float  # audio kept before the speech began and after it ended
+    max_rate: float  # a client may stream this many times faster than real time on average...
+    max_burst_s: float  # ...plus a backlog this long; more audio is dropped
+
+
+@dataclass(frozen=True)
 class Config:
     device: Literal["auto", "cuda", "cpu"]
     cache_dir: str  # converted/prepared models are kept here between starts
@@ -145,6 +162,7 @@ class Config:
     limits: LimitsConfig
     files: FilesConfig
     tools: ToolsConfig
+    talk: TalkConfig
 
     @property
     def cache_path(self) -> Path:

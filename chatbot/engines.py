@@ -47,13 +47,13 @@ class Listening:
     """The models talk mode listens with (voice activity, end of turn), shared by every session's Listener."""
 
     talk: TalkConfig  # as in force: end_of_turn is "silence" when the Smart Turn model could not be loaded
-    vad: object  # audio.vad.SileroVAD
-    turn_model: object | None  # audio.end_of_turn.SmartTurn, for talk.end_of_turn smart-turn
+    vad: object  # audio.listen.vad.SileroVAD
+    turn_model: object | None  # audio.listen.end_of_turn.SmartTurn, for talk.end_of_turn smart-turn
     max_audio_s: float  # an utterance longer than limits.max_audio_s ends its turn
 
     def listener(self):
         """A new Listener for one microphone stream."""
-        from audio.listener import Listener
+        from audio.listen.listener import Listener
 
         return Listener(self.talk, self.vad, self.turn_model, max_audio_s=self.max_audio_s)
 
@@ -217,8 +217,8 @@ def build_speaker(cfg: TTSConfig) -> Speaker:
 
 def build_listening(cfg: Config) -> tuple[Listening | None, str]:
     """Talk mode's models; without the Smart Turn file it listens by silence alone, and says so."""
-    from audio.end_of_turn import EndOfTurnModelMissing, SmartTurn
-    from audio.vad import SileroVAD
+    from audio.listen.end_of_turn import EndOfTurnModelMissing, SmartTurn
+    from audio.listen.vad import SileroVAD
 
     talk = cfg.talk
     try:

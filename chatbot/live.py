@@ -24,7 +24,7 @@ from typing import Callable, Literal
 
 import numpy as np
 
-from audio.decode import SAMPLE_RATE, decode_array, to_pcm16
+from audio.decode import SAMPLE_RATE, StreamResampler, to_pcm16
 from audio.tts.base import SpeechChunk
 from chatbot.config import LimitsConfig
 from chatbot.session import ChatSession
@@ -66,6 +66,7 @@ class LiveLink:
         self._pieces: list[_Piece] = []
         self._mode: Mode = "off"
         self._listener = None
+        self._resampler = StreamResampler()  # one per stream: resampling chunk by chunk would click at each seam
         self._recording: list[np.ndarray] = []  # push-to-talk audio, 16 kHz
         self._recorded = 0  # samples in it
         self._utterance: Utterance | None = None
@@ -129,13 +130,14 @@ class LiveLink:
                 return self._start(mode)
             if mode != self._mode:
                 return {"state": "", "closed": True}  # audio of a recording that was ended meanwhile
-            audio = _samples_of(message)
+            audio = self._resampler.push(*_pcm_of(message))
             if mode == "ptt":
                 return self._record(audio, bool(message.get("final")))
             return self._listen(audio)
 
     def _start(self, mode: Mode) -> dict:
         self._utterance = None
+        self._resampler = StreamResampler()
         self._recording, self._recorded = [], 0
         if mode == "ptt":
             self._mode = "ptt"
@@ -170,7 +172,7 @@ class LiveLink:
         return {"state": "", "utterance": True, "mode": "ptt", "notice": notice, "closed": True}
 
     def _listen(self, audio: np.ndarray) -> dict:
-        from audio.listener import InputDropped, SpeechStarted, TurnEnded
+        from audio.listen.listener import InputDropped, SpeechStarted, TurnEnded
 
         answer: dict = {"state": "listening", "mode": "talk", "turn_running": self.session.running > 0}
         for event in self._listener.feed(SAMPLE_RATE, audio):
@@ -193,8 +195,8 @@ class LiveLink:
         return answer
 
 
-def _samples_of(message: dict) -> np.ndarray:
-    """The message's audio as 16 kHz mono float32, after checking its rate and size."""
+def _pcm_of(message: dict) -> tuple[int, np.ndarray]:
+    """The message's (rate, int16 samples), after checking its rate and size."""
     rate, pcm = message.get("rate"), message.get("pcm")
     if rate not in MIC_RATES:
         raise LiveInputError(f"unsupported microphone rate {rate!r}")
@@ -205,5 +207,4 @@ def _samples_of(message: dict) -> np.ndarray:
         raw = base64.b64decode(pcm, validate=True)
     except binascii.Error as e:
         raise LiveInputError("a microphone chunk is not valid base64") from e
-    samples = np.frombuffer(raw[: len(raw) // 2 * 2], dtype="<i2")
-    return decode_array(rate, samples)
+    return rate, np.frombuffer(raw[: len(raw) // 2 * 2], dtype="<i2")

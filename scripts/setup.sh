@@ -18,6 +18,8 @@ command -v ffmpeg >/dev/null || need_apt+=(ffmpeg)
 # A compiler and CMake to build llama-cpp-python (the tests' OpenAI-compatible server) from its sdist.
 ((with_tests)) && ! command -v g++ >/dev/null && need_apt+=(g++)
 ((with_tests)) && ! command -v cmake >/dev/null && need_apt+=(cmake)
+# espeak-ng: a second, unlike voice for the end-of-turn tests and benchmarks (Piper's is the first).
+((with_tests)) && ! command -v espeak-ng >/dev/null && need_apt+=(espeak-ng)
 if ! "$PYTHON" -c 'import venv, ensurepip' 2>/dev/null; then need_apt+=(python3-venv); fi
 if ((${#need_apt[@]})); then
   sudo=""
@@ -56,5 +58,18 @@ if ((with_tests)); then
   fi
   # The real Phi-3 vocabulary for the Phi-3 code-path test, fetched once from PyPI.
   .venv/bin/python -m tests.assets >/dev/null
+fi
+# Smart Turn v3.2 (BSD-2-Clause), the end-of-turn model of hands-free talk: only its ONNX file (8.7 MB) and
+# licence are taken out of the pipecat-ai wheel, once, into the cache (pipecat-ai's own dependencies are heavy).
+cache_dir=$(.venv/bin/python -c 'from chatbot.config import load_config; print(load_config().cache_path)')
+if [[ ! -f $cache_dir/smart-turn/smart-turn-v3.2-cpu.onnx ]]; then
+  pipecat_wheels=${CHATBOT_WHEEL_CACHE:-$cache_dir/wheels}
+  if ! compgen -G "$pipecat_wheels/pipecat_ai-1.14.0-*.whl" >/dev/null; then
+    echo "setup: fetching the end-of-turn model (the pipecat-ai 1.14.0 wheel, 12 MB, kept in $pipecat_wheels)"
+    .venv/bin/python -m pip download --quiet --disable-pip-version-check --no-deps --dest "$pipecat_wheels" \
+      pipecat-ai==1.14.0
+  fi
+  .venv/bin/python -m audio.listen.end_of_turn "$(compgen -G "$pipecat_wheels/pipecat_ai-1.14.0-*.whl" | head -1)" \
+    "$cache_dir" >/dev/null
 fi
 echo "setup: ready"

@@ -92,3 +92,89 @@ def wer(reference: str, hypothesis: str) -> float:
             current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (r != h))
         previous = current
     return previous[-1] / max(len(ref), 1)
+
+
+PAUSE_MARK = "|"  # in a sentence given to the *_with_pause helpers: where the speaker stops for a moment
+
+
+def aligned_piper():
+    """The embedded Piper voice loaded with phoneme alignments (its model patched in memory, needs `onnx`),
+    so that the sample where each word ends is known."""
+    import piper
+
+    from audio.packages import embedded_piper_voice
+
+    return piper.PiperVoice.load(str(embedded_piper_voice()), include_alignments=True)
+
+
+def piper_with_pause(voice, text: str, pause_s: float) -> tuple[int, np.ndarray]:
+    """One sentence spoken by Piper in one breath, with `pause_s` of silence cut in where `text` has PAUSE_MARK
+    (between two words: the silence goes in the middle of the gap Piper left between them)."""
+    before, mark, _after = text.partition(PAUSE_MARK)
+    (chunk,) = list(voice.synthesize(" ".join(text.replace(PAUSE_MARK, " ").split()), include_alignments=True))
+    if not mark:
+        return chunk.sample_rate, chunk.audio_float_array
+    words_before = len(before.split())
+    position, spaces = 0, []
+    for alignment in chunk.phoneme_alignments:
+        if alignment.phoneme == " ":
+            spaces.append(position + int(alignment.num_samples) // 2)
+        position += int(alignment.num_samples)
+    cut = spaces[words_before - 1]
+    samples = chunk.audio_float_array
+    silence = np.zeros(round(pause_s * chunk.sample_rate), dtype=np.float32)
+    return chunk.sample_rate, np.concatenate([samples[:cut], silence, samples[cut:]])
+
+
+def espeak_available() -> bool:
+    import shutil
+
+    return shutil.which("espeak-ng") is not None
+
+
+def espeak(text: str, pause_s: float = 0.0) -> tuple[int, np.ndarray]:
+    """`text` spoken by espeak-ng (US English, 150 words a minute); PAUSE_MARK becomes an SSML break of
+    `pause_s` inside the sentence (espeak keeps the sentence's intonation across it)."""
+    import subprocess
+    import tempfile
+    from xml.sax.saxutils import escape
+
+    ssml = escape(text).replace(PAUSE_MARK, f'<break time="{round(pause_s * 1000)}ms"/>')
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "espeak.wav"
+        subprocess.run(["espeak-ng", "-v", "en-us", "-s", "150", "-m", "-w", str(path), f"<speak>{ssml}</speak>"],
+                       check=True, capture_output=True)
+        with wave.open(str(path)) as w:
+            rate = w.getframerate()
+            pcm = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
+    return rate, pcm.astype(np.float32) / 32768.0
+
+
+def _loud(rate: int, samples: np.ndarray, floor_db: float) -> tuple[int, np.ndarray]:
+    """(hop, loud): for each 10 ms of `samples`, whether it is louder than `floor_db` below the loudest 10 ms."""
+    hop = rate // 100
+    frames = samples[: len(samples) // hop * hop].reshape(-1, hop)
+    rms = np.sqrt((frames.astype(np.float64) ** 2).mean(axis=1))
+    return hop, rms > rms.max() * 10 ** (floor_db / 20)
+
+
+def speech_bounds(rate: int, samples: np.ndarray, floor_db: float = -35.0) -> tuple[float, float]:
+    """(start, end) in seconds of the sound in `samples`: its first and last loud 10 ms."""
+    hop, loud = _loud(rate, samples, floor_db)
+    first, last = np.nonzero(loud)[0][[0, -1]]
+    return first * hop / rate, (last + 1) * hop / rate
+
+
+def silent_gaps(rate: int, samples: np.ndarray, min_s: float, floor_db: float = -35.0) -> list[tuple[float, float]]:
+    """(start, end) in seconds of each quiet stretch of at least `min_s` between the first and last sound."""
+    hop, loud = _loud(rate, samples, floor_db)
+    first, last = np.nonzero(loud)[0][[0, -1]]
+    gaps, start = [], None
+    for i in range(first, last + 1):
+        if not loud[i] and start is None:
+            start = i
+        elif loud[i] and start is not None:
+            if (i - start) * hop / rate >= min_s:
+                gaps.append((start * hop / rate, i * hop / rate))
+            start = None
+    return gaps
