@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Iterator
 
@@ -44,6 +45,8 @@ class Assistant:
         self.default_language = cfg.stt.language
         # Runs when each turn that reached the model ends, however it ends.
         self.after_turn = release_free_memory if cfg.server.malloc_trim else _nothing
+        # Transcriptions started at a pause in talk mode, one at a time (the transcriber decodes one at a time).
+        self._speculation = ThreadPoolExecutor(max_workers=1, thread_name_prefix="speculative-stt")
 
     def new_session(self) -> ChatSession:
         return ChatSession(Conversation(self.system_prompt))
@@ -51,7 +54,13 @@ class Assistant:
     def live_link(self, session: ChatSession) -> LiveLink:
         """A browser tab's live voice link: its microphone stream and the speech it plays."""
         listening = self.engines.listening
-        return LiveLink(session, self.limits, listening.listener if listening is not None else None)
+        if listening is None:
+            return LiveLink(session, self.limits, None)
+        return LiveLink(session, self.limits, lambda: listening.listener(self._transcribe_soon))
+
+    def _transcribe_soon(self, samples: np.ndarray) -> Future:
+        """Transcribe what was said up to a pause, in the background: ready, or nearly, when the turn ends."""
+        return self._speculation.submit(self.engines.transcriber.transcribe, samples)
 
     def status_line(self) -> str:
         return self.engines.status_line()
@@ -77,9 +86,9 @@ class Assistant:
         yield from Turn(self, session, options, UserInput(audio=Path(audio_path), spoken=True)).run_voice()
 
     def spoken_turn(self, session: ChatSession, samples: np.ndarray, heard_at: float,
-                    options: TurnOptions = TurnOptions()) -> Iterator[TurnUpdate]:
+                    options: TurnOptions = TurnOptions(), transcript: Future | None = None) -> Iterator[TurnUpdate]:
         """What the microphone streamed in (16 kHz float32), complete at `heard_at` (time.perf_counter()): kept
-        as a file for replay and Retry, transcribed from memory."""
+        as a file for replay and Retry, transcribed from memory (or by `transcript`, started at the pause)."""
         refusal = self._rate_limited(session)
         if refusal:
             yield _refused(session, refusal)
@@ -90,7 +99,7 @@ class Assistant:
             log.warning("could not keep the recording (%s)", e)
             path = None
         user = UserInput(audio=path, spoken=True)
-        yield from Turn(self, session, options, user, started=heard_at).run_voice(samples)
+        yield from Turn(self, session, options, user, started=heard_at).run_voice(samples, transcript)
 
     def retry_turn(self, session: ChatSession, options: TurnOptions = TurnOptions()) -> Iterator[TurnUpdate]:
         """Send the last message again: after a failed turn, or for a new answer to one that was answered.

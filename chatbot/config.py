@@ -135,7 +135,7 @@ class ToolsConfig:
 
 @dataclass(frozen=True)
 class TalkConfig:
-    end_of_turn: Literal["smart-turn", "silence"]  # what ends a spoken turn: the Smart Turn model, or silence
+    end_of_turn: Literal["hybrid", "smart-turn", "silence"]  # what ends a spoken turn (config.yaml)
     vad_threshold: float  # Silero speech probability at or above which a frame is speech
     vad_release_threshold: float  # within speech, a frame stays speech down to this probability
     min_speech_s: float  # speech this long starts an utterance (the barge-in signal); shorter sounds are ignored

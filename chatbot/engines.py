@@ -51,11 +51,11 @@ class Listening:
     turn_model: object | None  # audio.listen.end_of_turn.SmartTurn, for talk.end_of_turn smart-turn
     max_audio_s: float  # an utterance longer than limits.max_audio_s ends its turn
 
-    def listener(self):
-        """A new Listener for one microphone stream."""
+    def listener(self, transcribe=None):
+        """A new Listener for one microphone stream; `transcribe(audio) -> Future` transcribes at each pause."""
         from audio.listen.listener import Listener
 
-        return Listener(self.talk, self.vad, self.turn_model, max_audio_s=self.max_audio_s)
+        return Listener(self.talk, self.vad, self.turn_model, max_audio_s=self.max_audio_s, transcribe=transcribe)
 
 
 @dataclass
@@ -228,7 +228,7 @@ def build_listening(cfg: Config) -> tuple[Listening | None, str]:
         log.error("talk: %s", note)
         return None, note
     turn_model, note = None, ""
-    if talk.end_of_turn == "smart-turn":
+    if talk.end_of_turn in ("smart-turn", "hybrid"):
         try:
             turn_model = SmartTurn.from_cache(cfg.cache_path, talk.end_of_turn_threads)
         except (EndOfTurnModelMissing, RuntimeError) as e:

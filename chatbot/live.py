@@ -19,6 +19,7 @@ import logging
 import secrets
 import threading
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Callable, Literal
 
@@ -46,6 +47,7 @@ class Utterance:
     heard_at: float  # time.perf_counter() when the utterance was known to be complete
     speech_end_s: float  # seconds of silence after the last speech when it was (0 for push-to-talk)
     mode: Mode
+    transcript: Future | None = None  # its transcription, started at the pause (talk mode)
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,7 @@ class LiveLink:
         self._recording: list[np.ndarray] = []  # push-to-talk audio, 16 kHz
         self._recorded = 0  # samples in it
         self._utterance: Utterance | None = None
+        self._speculating: Future | None = None  # the transcription started at the latest pause
 
     # -- speech out --------------------------------------------------------------------------------------
 
@@ -172,7 +175,7 @@ class LiveLink:
         return {"state": "", "utterance": True, "mode": "ptt", "notice": notice, "closed": True}
 
     def _listen(self, audio: np.ndarray) -> dict:
-        from audio.listen.listener import InputDropped, SpeechStarted, TurnEnded
+        from audio.listen.listener import InputDropped, SpeechPaused, SpeechResumed, SpeechStarted, TurnEnded
 
         answer: dict = {"state": "listening", "mode": "talk", "turn_running": self.session.running > 0}
         for event in self._listener.feed(SAMPLE_RATE, audio):
@@ -181,9 +184,15 @@ class LiveLink:
                 if self.session.running:
                     log.info("barge-in: the user speaks over the answer; it is stopped")
                     self.session.stop()
+            elif isinstance(event, SpeechPaused):
+                self._speculating = event.transcript
+            elif isinstance(event, SpeechResumed) and self._speculating is not None:
+                self._speculating.cancel()  # the user went on: not needed, if it has not started yet
+                self._speculating = None
             elif isinstance(event, TurnEnded):
                 silence_s = max(0.0, event.time_s - event.speech_end_s)
-                self._utterance = Utterance(event.audio, time.perf_counter(), silence_s, "talk")
+                self._utterance = Utterance(event.audio, time.perf_counter(), silence_s, "talk", event.transcript)
+                self._speculating = None
                 answer["utterance"] = True
                 log.info("turn ended (%s) after %.2f s of silence", event.reason, silence_s)
                 if event.reason == "too long":

@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 
 _WEB = Path(__file__).resolve().parent / "web"
 MIC_RATE = 16_000  # Hz: the page's microphone context runs at Whisper's rate, so nothing is resampled here
-MIC_BLOCK = 2048  # samples per microphone callback: 128 ms at 16 kHz, sent as it comes
+MIC_BLOCK = 1024  # samples per microphone callback: 64 ms at 16 kHz, sent as it comes (barge-in waits for it)
 START_DELAY_S = 0.05  # the first piece starts this long after it arrives: time to decode before it plays
 NOTICE_S = 8  # how long a notice stays in the bar
 # For measurements only (window.voiceStats): a sample this loud is sound, and sound ends after this long below it.

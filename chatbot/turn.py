@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +20,7 @@ import numpy as np
 
 from audio.decode import SAMPLE_RATE, AudioDecodeError, decode_file
 from audio.speech.stage import SpeechStage
+from audio.stt.base import Transcript
 from audio.store import AudioStore
 from audio.tts.base import SpeechChunk, VoiceOptions, join_chunks
 from chatbot.config import LimitsConfig, TTSConfig
@@ -93,18 +94,19 @@ class Turn:
     def run_text(self) -> Iterator[TurnUpdate]:
         yield from self.session.tracked(self._reply())
 
-    def run_voice(self, samples: np.ndarray | None = None) -> Iterator[TurnUpdate]:
-        """A recording: the exchange's file, or `samples` (16 kHz float32) already decoded (the microphone)."""
-        yield from self.session.tracked(self._transcribe_then_reply(samples))
+    def run_voice(self, samples: np.ndarray | None = None, transcript: Future | None = None) -> Iterator[TurnUpdate]:
+        """A recording: the exchange's file, or `samples` (16 kHz float32) already decoded (the microphone);
+        `transcript`: their transcription, already started (at the pause that ended a spoken turn)."""
+        yield from self.session.tracked(self._transcribe_then_reply(samples, transcript))
 
-    def _transcribe_then_reply(self, samples: np.ndarray | None) -> Iterator[TurnUpdate]:
+    def _transcribe_then_reply(self, samples: np.ndarray | None, started: Future | None) -> Iterator[TurnUpdate]:
         yield self.update("transcribing")
         audio, notice = self._read_recording(samples)
         if audio is None:
             yield self.fail(notice)
             return
         try:
-            transcript = self.assistant.engines.transcriber.transcribe(audio, self.options.language)
+            transcript = self._transcript(audio, started)
         except Exception as e:
             log.exception("speech-to-text failed")
             yield self.fail(f"Speech recognition failed ({type(e).__name__}). Please try again.")
@@ -119,6 +121,14 @@ class Turn:
             return
         self.exchange.user.text = transcript.text
         yield from self._reply()
+
+    def _transcript(self, audio: np.ndarray, started: Future | None) -> Transcript:
+        """The transcript: the one started at the pause when it was made with this turn's language setting."""
+        if started is not None and not started.cancelled():
+            transcript = started.result()
+            if self.options.language in (None, "auto", transcript.language):
+                return transcript
+        return self.assistant.engines.transcriber.transcribe(audio, self.options.language)
 
     def _read_recording(self, audio: np.ndarray | None):
         """(16 kHz samples, a notice) for the exchange's recording, or (None, why it cannot be used)."""

@@ -164,7 +164,7 @@ class _Handlers:
             yield shown(session.messages), gr.skip(), "", session
             return
         turn = self.assistant.spoken_turn(link.session, utterance.samples, utterance.heard_at,
-                                          self.options(voice, rate_percent, language, speak))
+                                          self.options(voice, rate_percent, language, speak), utterance.transcript)
         yield from self._to_page(turn, link.session, autoplay)
 
     # Named parameters: gradio_client callers pass them by these names (predict("Hi", speak=False, ...)).
@@ -346,20 +346,22 @@ def _wire_turns(page: _Page, handlers: _Handlers) -> None:
                                     ).then(handlers.ui_send_audio, [page.voice_in, page.session, *settings], outputs,
                                            api_name="stream_audio", api_visibility="undocumented",
                                            ).then(lambda: None, None, page.voice_in, **_PRIVATE))
-    after_turn(page.live.utterance(handlers.working, None, [page.send, page.stop], queue=False, **_PRIVATE
-                                   ).then(handlers.ui_spoken, [page.session, *settings], outputs, **_PRIVATE))
+    # The live bar's event carries its key, which only a direct listener receives (not one chained by .then).
+    page.live.utterance(handlers.working, None, [page.send, page.stop], queue=False, **_PRIVATE)
+    after_turn(page.live.utterance(handlers.ui_spoken, [page.session, *settings], outputs, **_PRIVATE))
     after_turn(page.chatbot.retry(handlers.working, None, [page.send, page.stop], queue=False, **_PRIVATE
                                   ).then(handlers.ui_retry, [page.session, *settings], outputs, **_PRIVATE))
 
 
 def _wire_controls(page: _Page, handlers: _Handlers) -> None:
-    gr.on([page.stop.click, page.live.interrupt], handlers.stop, [page.session], None, queue=False, **_PRIVATE)
+    page.stop.click(handlers.stop, [page.session], None, queue=False, **_PRIVATE)
+    page.live.interrupt(handlers.stop, [page.session], None, queue=False, **_PRIVATE)  # the live bar's Stop / Record
     gr.on([page.clear.click, page.chatbot.clear], handlers.clear, [page.session], [page.session, page.chatbot,
                                                                                    page.saved],
           queue=False, **_PRIVATE).then(lambda: gr.update(value=None, visible=False), None, page.downloads, **_PRIVATE)
     page.download.click(handlers.download, [page.session], [page.downloads], **_PRIVATE)
     gr.on([page.message.submit, page.send.click, page.stop.click, page.clear.click, page.chatbot.clear,
-           page.voice_in.upload, page.chatbot.retry, page.live.utterance], None, None, None,
+           page.voice_in.upload, page.chatbot.retry], None, None, None,
           js=_PAUSE_AUDIO_JS, **_PRIVATE)
 
 

@@ -13,7 +13,11 @@ import pytest  # noqa: E402
 from chatbot.config import load_config  # noqa: E402
 
 EMBEDDED = {"device": "cpu", "llm.model": "embedded", "stt.model": "embedded", "tts.piper_model": "embedded",
-            "llm.max_new_tokens": "64"}  # short replies keep the suite fast; the path is the same
+            "llm.max_new_tokens": "64",  # short replies keep the suite fast; the path is the same
+            # Weather questions never reach the internet by accident: nothing listens on port 9 here (tests that
+            # need a weather service start one on 127.0.0.1 and point these at it).
+            "tools.weather_geocoding_url": "http://127.0.0.1:9/v1/search",
+            "tools.weather_forecast_url": "http://127.0.0.1:9/v1/forecast"}
 
 
 def pytest_configure(config):

@@ -39,11 +39,11 @@ def models(cfg):
 
 
 @pytest.fixture(scope="module")
-def transcriber(tmp_path_factory):
-    from audio.faster_whisper_stt import FasterWhisperTranscriber
+def transcriber(cfg, tmp_path_factory):
+    from audio.stt.faster_whisper_stt import FasterWhisperTranscriber
 
-    return FasterWhisperTranscriber("embedded", "cpu", language="en", vad_filter=True, beam_size=5,
-                                    compute_type="int8", cache_dir=tmp_path_factory.mktemp("stt"))
+    stt = dataclasses.replace(cfg.stt, language="en", vad_filter=True, beam_size=5, compute_type="int8")
+    return FasterWhisperTranscriber("embedded", "cpu", stt, tmp_path_factory.mktemp("stt"))
 
 
 @pytest.fixture(scope="module")
@@ -198,7 +198,9 @@ def test_monologue_longer_than_max_audio_is_cut(cfg, models, piper):
     turns = of_type(events, TurnEnded)
     assert [t.reason for t in turns] == ["too long", "silence"]  # the rest of the monologue is no turn of its own
     assert len(turns[0].audio) == 3 * SAMPLE_RATE
-    assert turns[0].time_s < 0.5 + 3.0 + 0.1  # cut as soon as it got too long, not at its end
+    # Cut as soon as it got too long (the monologue goes on for about 8 s), counted from where the VAD heard the
+    # speech begin: Piper's own lead-in silence varies from run to run (up to half a second was seen).
+    assert turns[0].time_s < 0.5 + 3.0 + 0.6
 
 
 @pytest.mark.slow

@@ -101,7 +101,7 @@ def test_talk_mode_two_turns_from_the_microphone_alone(playwright, url, piper, t
 
 def test_speaking_over_the_answer_stops_it_and_is_answered(playwright, url, piper, tmp_path):
     microphone = mic_file(piper, tmp_path, "barge.wav", 0.5, "Tell me a long story about a dragon.", 4.0,
-                          "Stop. What is two plus two?", 30.0)
+                          "Actually, what is two plus two?", 30.0)
     browser, page = open_page(playwright, url, microphone)
     try:
         page.locator("#live .live-talk").click()
@@ -111,7 +111,7 @@ def test_speaking_over_the_answer_stops_it_and_is_answered(playwright, url, pipe
         assert silenced and silenced[-1]["why"] == "barge-in"
         wait_for_replies(page, 2)
         said = [t.lower() for t in user_texts(page)]
-        assert len(said) == 2 and "dragon" in said[0] and "two" in said[1], said
+        assert len(said) == 2 and "dragon" in said[0] and "plus" in said[1], said
         first_reply = bot_texts(page)[0]
         assert first_reply.endswith("⏹️") or len(first_reply) < 400  # cut short
     finally:
@@ -119,8 +119,8 @@ def test_speaking_over_the_answer_stops_it_and_is_answered(playwright, url, pipe
 
 
 def test_a_pause_mid_sentence_does_not_end_the_turn(playwright, url, piper, tmp_path):
-    microphone = mic_file(piper, tmp_path, "pause.wav", 0.5, "I would like to know", 0.7,
-                          "the capital city of Spain.", 30.0)
+    microphone = mic_file(piper, tmp_path, "pause.wav", 0.5, "I would like to know the", 0.7,
+                          "capital city of Spain.", 30.0)
     browser, page = open_page(playwright, url, microphone)
     try:
         page.locator("#live .live-talk").click()
@@ -140,14 +140,16 @@ def test_pressing_record_during_an_answer_silences_it_at_once(playwright, url, p
         page.locator("#message textarea").press("Enter")
         page.wait_for_function("() => document.querySelector('#live .live').dataset.state === 'speaking'",
                                timeout=TURN_TIMEOUT_MS)
-        clicked = page.evaluate("() => performance.now()")
         page.locator("#live .live-mic").click()
-        silenced = events(page, "silenced")
+        pressed, silenced = events(page, "pressed")[-1], events(page, "silenced")
         assert silenced and silenced[-1]["why"] == "record"
-        assert silenced[-1]["t"] - clicked < 100  # milliseconds
-        assert page.evaluate("() => document.querySelector('#live .live').dataset.state") == "recording"
-        page.locator("#live .live-mic").click()  # a recording of silence: refused in words, no turn
-        page.wait_for_function("() => !document.querySelector('#live .live-notice').hidden", timeout=10_000)
+        assert silenced[-1]["t"] - pressed["t"] < 100  # milliseconds
+        page.wait_for_function("() => document.querySelector('#live .live').dataset.state === 'recording'",
+                               timeout=10_000)  # once the microphone is open
+        time.sleep(1.0)
+        page.locator("#live .live-mic").click()  # a recording of silence: said in words, the chat goes on
+        page.wait_for_function("() => document.querySelector('#chat').innerText.includes('No speech was heard')",
+                               timeout=TURN_TIMEOUT_MS)
     finally:
         browser.close()
 

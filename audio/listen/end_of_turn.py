@@ -37,6 +37,28 @@ MEL_FLOOR = 1e-10  # power floor before log10
 LOG_RANGE = 8.0  # log10 units kept below the loudest bin (80 dB)
 
 
+# Words a finished sentence rarely ends on: articles, prepositions, conjunctions, auxiliaries, question words,
+# possessives, fillers. A transcript ending on one ("What is the capital of") is a speaker thinking mid-sentence.
+UNFINISHED_ENDINGS = frozenset("""
+a an the of to in on at for with from by about into onto over under between during through like than as
+and or but nor so because if although though while whereas that which who whom whose what when where why how
+is are was were be been being am do does did have has had can could will would shall should may might must
+my your his her its our their this these those some any no every each very really just more most
+i we you he she they me us him them um uh er erm hmm
+""".split())
+_TRAILING_OFF = ("...", "…", ",", ";", ":", "-", "–", "—")
+
+
+def sounds_finished(text: str) -> bool:
+    """Whether a transcript reads as a finished sentence: not empty, not trailing off ("...", a comma), and
+    not ending on a word that leaves the sentence open ("the", "of", "and", "how")."""
+    text = text.strip()
+    if not text or text.endswith(_TRAILING_OFF):
+        return False
+    words = text.rstrip(".?!\"')").split()
+    return bool(words) and words[-1].lower().strip(".,;:!?\"'()") not in UNFINISHED_ENDINGS
+
+
 class EndOfTurnModelMissing(FileNotFoundError):
     """The Smart Turn model file is not in the cache; the message says how to get it."""
 

@@ -24,19 +24,20 @@ import math
 import threading
 import time
 from collections import deque
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Callable, Literal, Union
 
 import numpy as np
 
 from audio.decode import SAMPLE_RATE, StreamResampler, to_float_mono
-from audio.listen.end_of_turn import EndOfTurnError, SmartTurn
+from audio.listen.end_of_turn import EndOfTurnError, SmartTurn, sounds_finished
 from audio.listen.vad import FRAME_SAMPLES, SileroVAD, StreamingVAD
 from chatbot.config import TalkConfig
 
 log = logging.getLogger(__name__)
 
-EndReason = Literal["smart-turn", "silence", "too long", "stream ended"]
+EndReason = Literal["smart-turn", "hybrid", "silence", "too long", "stream ended"]
 Phase = Literal["idle", "speaking", "paused", "ignoring"]
 
 
@@ -52,6 +53,7 @@ class SpeechPaused:
     speech_end_s: float
     audio: np.ndarray  # the utterance so far, 16 kHz float32, pre-roll included: what TurnEnded carries if the
     # user does not go on (the very same array), so a transcript of it can be kept
+    transcript: Future | None = None  # its transcription, started at once (when the listener was given one)
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,7 @@ class TurnEnded:
     audio: np.ndarray  # the utterance, 16 kHz mono float32, with preroll_s before the speech (and after it)
     reason: EndReason
     probability: float | None  # the model's last P(complete) for this utterance; None if it was not asked
+    transcript: Future | None = None  # the transcription started at the pause, when `audio` is what it heard
 
 
 @dataclass(frozen=True)
@@ -157,6 +160,16 @@ class RateLimiter:
         return 0.0 if self.first is None else self.clock() - self.first
 
 
+def _reads_finished(transcript: Future) -> bool:
+    """Whether a finished transcription reads as a finished sentence (a failed one: as unfinished, and the
+    silence timeout decides)."""
+    try:
+        return sounds_finished(transcript.result().text)
+    except Exception as e:  # the transcriber's own errors are reported by the turn that uses the transcript
+        log.warning("a speculative transcription failed (%s): the silence decides this turn", type(e).__name__)
+        return False
+
+
 def _samples(seconds: float) -> int:
     return int(round(seconds * SAMPLE_RATE))
 
@@ -164,16 +177,21 @@ def _samples(seconds: float) -> int:
 class Listener:
     """One session's microphone stream -> speech and turn events. Not shared: build one per session.
 
-    `turn_model` is required when `config.end_of_turn` is "smart-turn" and ignored otherwise.
+    `turn_model` is required when `config.end_of_turn` is "smart-turn" or "hybrid" and ignored otherwise.
+    `transcribe(audio) -> Future` (of something with a `.text`) is started at each pause, so that the transcript
+    is ready, or nearly, when the turn ends; "hybrid" also judges by it: the turn ends once the model hears a
+    finished sentence and the transcript reads as one (`sounds_finished`).
     `max_audio_s` is the app's `limits.max_audio_s`: a longer utterance ends the turn as "too long".
     """
 
     def __init__(self, config: TalkConfig, vad: SileroVAD, turn_model: SmartTurn | None, *, max_audio_s: float,
-                 clock: Callable[[], float] = time.monotonic):
-        if config.end_of_turn == "smart-turn" and turn_model is None:
-            raise ValueError("talk.end_of_turn is smart-turn but no end-of-turn model was given")
+                 transcribe: Callable[[np.ndarray], Future] | None = None, clock: Callable[[], float] = time.monotonic):
+        if config.end_of_turn in ("smart-turn", "hybrid") and turn_model is None:
+            raise ValueError(f"talk.end_of_turn is {config.end_of_turn} but no end-of-turn model was given")
         self.config = config
-        self._turn_model = turn_model if config.end_of_turn == "smart-turn" else None
+        self._turn_model = turn_model if config.end_of_turn in ("smart-turn", "hybrid") else None
+        self._hybrid = config.end_of_turn == "hybrid" and transcribe is not None
+        self._transcribe = transcribe
         self._vad = StreamingVAD(vad)
         self._limiter = RateLimiter(config.max_rate, config.max_burst_s, clock)
         self._lock = threading.Lock()  # feed() from two threads at once would interleave the stream
@@ -203,6 +221,8 @@ class Listener:
             self._utterance_start = 0  # first sample of the utterance (pre-roll included)
             self._speech_end = 0  # sample after the last speech frame of the utterance
             self._paused_audio: np.ndarray | None = None
+            self._transcript: Future | None = None  # the paused audio's transcription
+            self._reads_finished: bool | None = None  # what its words say, once it is done
             self._probability: float | None = None
             self._next_check = 0.0  # sample at which smart-turn is asked (again); inf: not again
             self._model_failed = False
@@ -310,9 +330,11 @@ class Listener:
             return []
         self._phase = "paused"
         self._paused_audio = self._utterance_audio(frame_end)
+        self._transcript = self._transcribe(self._paused_audio) if self._transcribe is not None else None
+        self._reads_finished = None
         self._next_check = frame_end
         events: list[ListenerEvent] = [SpeechPaused(frame_end / SAMPLE_RATE, self._speech_end / SAMPLE_RATE,
-                                                    self._paused_audio)]
+                                                    self._paused_audio, self._transcript)]
         ended = self._judge(frame_end)
         return events + ([ended] if ended else [])
 
@@ -320,7 +342,7 @@ class Listener:
         if run >= self._min_speech:
             self._phase = "speaking"
             self._speech_end = frame_end
-            self._paused_audio = None
+            self._paused_audio = self._transcript = None  # the user went on: that transcript is of no use
             return [SpeechResumed(frame_end / SAMPLE_RATE, (frame_end - run) / SAMPLE_RATE)]
         if run:  # speech again, not yet long enough to count: wait and see before judging
             return []
@@ -329,6 +351,8 @@ class Listener:
 
     def _judge(self, frame_end: int) -> TurnEnded | None:
         """In a pause: has the turn ended? Smart-turn asks its model; silence (and a failed model) waits."""
+        if self._hybrid and not self._model_failed:
+            return self._judge_hybrid(frame_end)
         use_model = self._turn_model is not None and not self._model_failed
         if use_model and frame_end >= self._next_check:
             self._next_check = frame_end + self._recheck if self._recheck else math.inf
@@ -337,6 +361,26 @@ class Listener:
                 return self._end("smart-turn", frame_end)
         timeout = self._silence_timeout if self._turn_model is None or self._model_failed else self._max_wait
         return self._end("silence", frame_end) if frame_end - self._speech_end >= timeout else None
+
+    def _judge_hybrid(self, frame_end: int) -> TurnEnded | None:
+        """The model's ear and the transcript's words must agree that the sentence is finished. If the words
+        read finished but the model hears more to come, the silence timeout decides; if the words are unfinished
+        ("...the capital of"), the user may think for up to max_wait_s."""
+        if frame_end >= self._next_check:  # once a pause: the model's P(complete) grows with the silence
+            self._next_check = math.inf
+            self._probability = self._ask_model(frame_end)
+        silence = frame_end - self._speech_end
+        limit = self._max_wait
+        if self._transcript is not None and self._transcript.done():
+            if self._reads_finished is None:
+                self._reads_finished = _reads_finished(self._transcript)
+            finished = self._reads_finished
+            heard = self._probability is not None and self._probability >= self.config.end_of_turn_threshold
+            if finished and heard:
+                return self._end("hybrid", frame_end)
+            if finished:
+                limit = self._silence_timeout
+        return self._end("silence", frame_end) if silence >= limit else None
 
     def _ask_model(self, frame_end: int) -> float | None:
         started = time.perf_counter()
@@ -354,10 +398,12 @@ class Listener:
     # ---- ends, audio, memory -----------------------------------------------------------------------
 
     def _end(self, reason: EndReason, frame_end: int) -> TurnEnded:
-        audio = self._paused_audio if self._paused_audio is not None else self._utterance_audio(frame_end)
-        ended = TurnEnded(frame_end / SAMPLE_RATE, self._speech_end / SAMPLE_RATE, audio, reason, self._probability)
+        paused = self._paused_audio is not None
+        audio = self._paused_audio if paused else self._utterance_audio(frame_end)
+        ended = TurnEnded(frame_end / SAMPLE_RATE, self._speech_end / SAMPLE_RATE, audio, reason, self._probability,
+                          self._transcript if paused else None)
         self._phase = "idle"
-        self._paused_audio = None
+        self._paused_audio = self._transcript = None
         return ended
 
     def _end_too_long(self, frame_end: int) -> TurnEnded:
@@ -366,7 +412,7 @@ class Listener:
                           self._probability)
         self._phase = "ignoring"  # the rest of the monologue is not a turn of its own: wait for silence
         self._speech_end = frame_end
-        self._paused_audio = None
+        self._paused_audio = self._transcript = None
         return ended
 
     def _utterance_audio(self, frame_end: int) -> np.ndarray:

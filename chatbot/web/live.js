@@ -219,20 +219,26 @@ function react(answer) {
   showState();
 }
 
+let opening = null;  // the microphone being opened: stopping waits for it
+
 async function startPushToTalk() {
   unlock();
   silence("record");
   trigger("interrupt", { key });  // the answer still being written stops too
-  try {
-    await openMic("ptt");
-    await server.hear({ key, mode: "ptt", start: true, final: false, rate: config.mic_rate, pcm: "" });
-  } catch (error) {
-    micDenied(error);
-  }
+  opening = (async () => {
+    try {
+      await openMic("ptt");
+      await server.hear({ key, mode: "ptt", start: true, final: false, rate: config.mic_rate, pcm: "" });
+    } catch (error) {
+      micDenied(error);
+    }
+  })();
+  await opening;
   showState();
 }
 
-function stopPushToTalk() {
+async function stopPushToTalk() {
+  await opening;
   if (!mic) return;
   mic.node.onaudioprocess = null;
   send(true);  // the last audio; the server answers with the utterance
@@ -285,8 +291,8 @@ function showState() {
   const talk = mic && mic.mode === "talk";
   const recording = mic && mic.mode === "ptt";
   let state = "";
-  if (speaking()) state = "speaking";
-  else if (recording) state = "recording";
+  if (recording) state = "recording";
+  else if (speaking()) state = "speaking";
   else if (turnStage === "transcribing" || turnStage === "thinking") state = "thinking";
   else if (talk) state = serverState === "hearing" ? "hearing" : "listening";
   $(".live").dataset.state = state;
@@ -300,9 +306,15 @@ function showState() {
   $(".live-unlock").hidden = !locked;
 }
 
-$(".live-mic").addEventListener("click", () => (mic && mic.mode === "ptt" ? stopPushToTalk() : startPushToTalk()));
-$(".live-talk").addEventListener("click", () => (mic && mic.mode === "talk" ? stopTalking() : startTalking()));
-$(".live-stop").addEventListener("click", () => { silence("stop"); trigger("interrupt", { key }); });
+$(".live-mic").addEventListener("click", () => {
+  log("pressed", { what: "mic" });
+  mic && mic.mode === "ptt" ? stopPushToTalk() : startPushToTalk();
+});
+$(".live-talk").addEventListener("click", () => {
+  log("pressed", { what: "talk" });
+  mic && mic.mode === "talk" ? stopTalking() : startTalking();
+});
+$(".live-stop").addEventListener("click", () => { log("pressed", { what: "stop" }); silence("stop"); trigger("interrupt", { key }); });
 $(".live-unlock").addEventListener("click", unlock);
 
 // Stop, a new message, Clear and Retry silence the answer: the buttons outside this component say so.
