@@ -225,7 +225,7 @@ class Assistant:
         yield TurnUpdate(list(session.messages), "transcribing")
         notice = ""
         try:
-            audio = decode_file(audio_path)
+            audio = decode_file(audio_path, max_seconds=self.limits.max_audio_s)  # stops just past the limit
         except AudioDecodeError as e:
             yield self._failed(session, f"That audio could not be read: {e}")
             return
