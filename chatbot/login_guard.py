@@ -159,4 +159,3 @@ class LoginGuard:
             await self.app(scope, receive, watched)
         finally:
             self.throttle.settle(address, succeeded=status == 200, now=time.monotonic())
-
