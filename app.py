@@ -16,7 +16,8 @@ import time
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
-from chatbot.config import Config, ConfigError, LLMConfig, STTConfig, TTSConfig, choices, load_config  # noqa: E402
+from chatbot.config import (Config, ConfigError, LLMConfig, ServerConfig, STTConfig, TTSConfig, choices,  # noqa: E402
+                            load_config)
 from chatbot.malloc import limit_arenas  # noqa: E402
 
 log = logging.getLogger("app")
@@ -93,12 +94,27 @@ def create_app(cfg: Config, engines=None):
     return demo, assistant
 
 
+def login_guard_settings(server: ServerConfig) -> dict:
+    """launch() arguments that throttle failed logins per client address and say the rule on the login page
+    (none if server.login_attempts is 0)."""
+    from starlette.middleware import Middleware
+
+    from chatbot.login_guard import LoginGuard, LoginPolicy, LoginThrottle
+
+    if server.login_attempts == 0:
+        return {}
+    policy = LoginPolicy.from_config(server)
+    return {"auth_message": policy.describe(),
+            "app_kwargs": {"middleware": [Middleware(LoginGuard, throttle=LoginThrottle(policy))]}}
+
+
 def launch(demo, cfg: Config, *, block: bool = True):
     from chatbot.ui import CSS
 
-    auth = None
+    auth, guard = None, {}
     if cfg.server.auth_user and cfg.server.auth_password:
         auth = [(cfg.server.auth_user, cfg.server.auth_password)]
+        guard = login_guard_settings(cfg.server)
     elif cfg.server.share:
         log.warning("sharing without a login: anyone with the link can use this app; set server.auth_user and "
                     "CHATBOT__SERVER__AUTH_PASSWORD to require one")
@@ -111,6 +127,7 @@ def launch(demo, cfg: Config, *, block: bool = True):
         max_file_size=f"{cfg.server.max_upload_mb}mb",
         css=CSS,
         auth=auth,
+        **guard,
         state_session_capacity=cfg.server.max_sessions,
         footer_links=["gradio", "settings"],
         prevent_thread_lock=not block,

@@ -2,46 +2,110 @@
 
 PyAV (FFmpeg's libraries, a faster-whisper dependency) reads WAV, WebM/Opus, Ogg, MP3, M4A/AAC, FLAC at any
 rate and channel count without an ffmpeg binary, about 10x faster than going through pydub.
+
+A small file can hold hours (2 h of Opus silence at 6 kbit/s is 4.4 MB): with `max_seconds`, frames are decoded
+one by one and decoding stops at the limit, so time and memory are those of the limit, not of the file. The
+duration a header claims only sizes the first buffer: a header may claim seconds and carry hours, or the reverse.
 """
 
 from __future__ import annotations
 
 import io
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import av
 import numpy as np
 
 SAMPLE_RATE = 16_000  # Hz; Whisper's input rate
+# With max_seconds, this much more is decoded, so that a result longer than max_seconds tells the caller the
+# file went on (and was cut), while a file exactly at the limit comes back whole.
+OVERRUN_S = 1.0
+# The first buffer holds what the header claims, within these bounds (30 s where it claims nothing); it doubles as
+# needed, so a header claiming hours or days reserves no more than the limit or 10 minutes.
+_FIRST_BUFFER_S = 30.0
+_FIRST_BUFFER_MAX_S = 600.0
 
 
 class AudioDecodeError(ValueError):
     """The input is not audio we can read; the message is fit to show the user."""
 
 
-def _resample(frames, rate: int) -> np.ndarray:
+def _resampled(frames: Iterable[av.AudioFrame], rate: int) -> Iterator[np.ndarray]:
+    """Decoded frames, one at a time, as mono float32 at `rate` Hz; the resampler's tail last."""
     resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
-    parts = []
     for frame in frames:
-        parts.extend(out.to_ndarray().reshape(-1) for out in resampler.resample(frame))
-    parts.extend(out.to_ndarray().reshape(-1) for out in resampler.resample(None))
-    if not parts:
-        return np.zeros(0, dtype=np.float32)
-    return np.concatenate(parts).astype(np.float32, copy=False)
+        for out in resampler.resample(frame):
+            yield out.to_ndarray().reshape(-1)
+    for out in resampler.resample(None):
+        yield out.to_ndarray().reshape(-1)
 
 
-def decode_file(path: str | Path, rate: int = SAMPLE_RATE) -> np.ndarray:
-    """Read an audio file of any common format into mono float32 samples in [-1, 1] at `rate` Hz."""
+def _grown(buffer: np.ndarray, size: int, needed: int, limit: int | None) -> np.ndarray:
+    """A larger buffer holding the first `size` samples of `buffer`: twice as large, or as needed, up to `limit`."""
+    capacity = max(2 * len(buffer), needed)
+    grown = np.empty(capacity if limit is None else min(capacity, limit), dtype=np.float32)
+    grown[:size] = buffer[:size]
+    return grown
+
+
+def _gather(chunks: Iterator[np.ndarray], first_size: int, limit: int | None) -> np.ndarray:
+    """Chunks into one float32 array, at most `limit` samples (None: all); reading stops at the limit.
+
+    The buffer starts at `first_size` samples and doubles when a file holds more than that, never past `limit`.
+    """
+    buffer = np.empty(first_size if limit is None else min(first_size, limit), dtype=np.float32)
+    size = 0
+    for chunk in chunks:
+        if limit is not None:
+            chunk = chunk[: limit - size]
+        if size + len(chunk) > len(buffer):
+            buffer = _grown(buffer, size, size + len(chunk), limit)
+        buffer[size:size + len(chunk)] = chunk
+        size += len(chunk)
+        if limit is not None and size >= limit:
+            break
+    return buffer if size == len(buffer) else buffer[:size].copy()  # a copy gives back the unused room
+
+
+def _claimed_seconds(container: av.container.InputContainer, stream: av.audio.stream.AudioStream) -> float | None:
+    """The duration the file's header states (stream, else container), or None where it states none."""
+    if stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    if container.duration is not None:
+        return container.duration / av.time_base
+    return None
+
+
+def _first_buffer_size(claimed_s: float | None, rate: int) -> int:
+    seconds = claimed_s if claimed_s is not None and claimed_s > 0 else _FIRST_BUFFER_S
+    return max(int(min(seconds, _FIRST_BUFFER_MAX_S) * rate), 1)
+
+
+def _decode(container: av.container.InputContainer, rate: int, limit: int | None) -> np.ndarray:
+    """The first audio track, frame by frame, into at most `limit` samples at `rate` Hz (None: all of it)."""
+    stream = container.streams.audio[0]
+    first_size = _first_buffer_size(_claimed_seconds(container, stream), rate)
+    return _gather(_resampled(container.decode(stream), rate), first_size, limit)
+
+
+def decode_file(path: str | Path, rate: int = SAMPLE_RATE, max_seconds: float | None = None) -> np.ndarray:
+    """Read an audio file of any common format into mono float32 samples in [-1, 1] at `rate` Hz.
+
+    With `max_seconds`, decoding stops after `max_seconds + OVERRUN_S`, however long the file claims or turns out
+    to be: a result longer than `max_seconds` means the file was longer, and the caller cuts it (and says so).
+    """
     path = Path(path)
     if not path.is_file():
         raise AudioDecodeError(f"audio file not found: {path.name}")
     if path.stat().st_size == 0:
         raise AudioDecodeError("the audio file is empty (0 bytes)")
+    limit = None if max_seconds is None else int((max_seconds + OVERRUN_S) * rate)
     try:
         with av.open(str(path), metadata_errors="ignore") as container:
             if not container.streams.audio:
                 raise AudioDecodeError(f"{path.name} holds no audio track")
-            samples = _resample(container.decode(audio=0), rate)
+            samples = _decode(container, rate, limit)
     except av.error.FFmpegError as e:
         raise AudioDecodeError(f"{path.name} is not a readable audio file ({e.strerror or e})") from e
     if samples.size == 0:  # a header and nothing after it: a recording cut off before it began
@@ -55,7 +119,7 @@ def decode_bytes(data: bytes, rate: int) -> np.ndarray:
         raise AudioDecodeError("no audio data")
     try:
         with av.open(io.BytesIO(data), metadata_errors="ignore") as container:
-            return _resample(container.decode(audio=0), rate)
+            return _decode(container, rate, limit=None)
     except av.error.FFmpegError as e:
         raise AudioDecodeError(f"audio data is not readable ({e.strerror or e})") from e
 
@@ -84,7 +148,7 @@ def decode_array(sample_rate: int, samples: np.ndarray, rate: int = SAMPLE_RATE)
         return mono
     frame = av.AudioFrame.from_ndarray(mono.reshape(1, -1), format="flt", layout="mono")
     frame.sample_rate = sample_rate
-    return _resample([frame], rate)
+    return _gather(_resampled([frame], rate), first_size=int(mono.size * rate / sample_rate) + 1, limit=None)
 
 
 def to_pcm16(samples: np.ndarray) -> np.ndarray:

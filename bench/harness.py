@@ -32,6 +32,15 @@ def peak_rss_mb(pid: int) -> float:
     return proc_status(pid, "VmHWM") / 1024
 
 
+def reset_peak_rss(pid: int) -> bool:
+    """Start the process's VmHWM again from its present VmRSS (Linux 4.0+); False where that is not allowed."""
+    try:
+        Path(f"/proc/{pid}/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
 def process_stats(pid: int) -> dict:
     """Resident memory (MB), open file descriptors and threads of a running process."""
     return {"rss_mb": proc_status(pid, "VmRSS") / 1024, "files": len(os.listdir(f"/proc/{pid}/fd")),

@@ -41,6 +41,10 @@ class ServerConfig:
     max_upload_mb: int  # uploads above this are refused by the server before they are read
     auth_user: str  # "" = no login
     auth_password: str  # never logged
+    login_attempts: int  # with a login: attempts per client address within login_window_s that may fail (0: no limit)
+    login_window_s: float  # failed attempts older than this are forgotten
+    lockout_s: float  # an address that used up its attempts is refused (429) this long
+    login_delay_s: float  # each attempt waits this long per earlier failure of its address in the window
     stream_interval_s: float  # streamed text goes to browsers at most this often (speech at once)
     disconnect_check_s: float  # how often browsers are checked for a closed tab (whose turn is then stopped)
     malloc_arenas: int  # glibc malloc arenas for the server's threads (0: glibc's default, 8 per core)

@@ -92,12 +92,20 @@ class Turn:
     # -- the user's input ----------------------------------------------------------------------------------
 
     def run_text(self) -> Iterator[TurnUpdate]:
-        yield from self.session.tracked(self._reply())
+        yield from self._ended(self._reply())
 
     def run_voice(self, samples: np.ndarray | None = None, transcript: Future | None = None) -> Iterator[TurnUpdate]:
         """A recording: the exchange's file, or `samples` (16 kHz float32) already decoded (the microphone);
         `transcript`: their transcription, already started (at the pause that ended a spoken turn)."""
-        yield from self.session.tracked(self._transcribe_then_reply(samples, transcript))
+        yield from self._ended(self._transcribe_then_reply(samples, transcript))
+
+    def _ended(self, updates: Iterator[TurnUpdate]) -> Iterator[TurnUpdate]:
+        """Counted as running until it ends, however it ends (done, failed, stopped, its client gone); then
+        after_turn hands freed memory back (the decode buffers of a recording that failed included)."""
+        try:
+            yield from self.session.tracked(updates)
+        finally:
+            self.assistant.after_turn()
 
     def _transcribe_then_reply(self, samples: np.ndarray | None, started: Future | None) -> Iterator[TurnUpdate]:
         yield self.update("transcribing")
@@ -135,7 +143,7 @@ class Turn:
         limits = self.assistant.limits
         if audio is None:
             try:
-                audio = decode_file(self.exchange.user.audio)
+                audio = decode_file(self.exchange.user.audio, max_seconds=limits.max_audio_s)  # stops just past it
             except AudioDecodeError as e:
                 return None, f"That audio could not be read: {e}"
         if len(audio) < limits.min_audio_s * SAMPLE_RATE:  # Whisper makes up words for a click or a breath
@@ -157,8 +165,6 @@ class Turn:
                 self.speech.stop()
             log.info("turn abandoned by its client: generation and speech stopped")
             raise
-        finally:
-            self.assistant.after_turn()
 
     def _prompt(self) -> list[Message]:
         generator = self.assistant.engines.generator

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import struct
 import wave
 from fractions import Fraction
 from pathlib import Path
@@ -178,3 +179,75 @@ def silent_gaps(rate: int, samples: np.ndarray, min_s: float, floor_db: float = 
                 gaps.append((start * hop / rate, i * hop / rate))
             start = None
     return gaps
+
+
+# -- audio that decodes to hours, made in a fraction of a second ----------------------------------------------------
+
+OPUS_RATE = 48_000  # Hz: what libopus encodes
+_OPUS_FRAME = 5_760  # samples: 120 ms, libopus's longest frame, so that hours take few packets
+_OPUS_BITRATE = 6_000  # bit/s, as in issue 17's 4.4 MB two-hour file; speech wants 16 kbit/s to stay clear
+
+
+def long_opus(path: Path, silence_s: float, lead: tuple[int, np.ndarray] | None = None,
+              bitrate: int = _OPUS_BITRATE) -> Path:
+    """`lead` audio (rate, samples; e.g. a spoken question) if given, then `silence_s` of Opus silence, in WebM or
+    Ogg by the suffix. The silence is one encoded packet muxed again and again: 2 hours take 0.1 s and 2 MB at
+    6 kbit/s, 6.6 MB at 16 kbit/s (ffmpeg encoding them takes 49 s)."""
+    lead_pcm = np.zeros(0, dtype=np.int16)
+    if lead is not None:
+        lead_pcm = (np.clip(resample(lead[0], lead[1], OPUS_RATE), -1, 1) * 32767).astype(np.int16)
+    frames = [lead_pcm[i:i + _OPUS_FRAME] for i in range(0, len(lead_pcm), _OPUS_FRAME)]
+    frames = [np.pad(f, (0, _OPUS_FRAME - len(f))) for f in frames] + [np.zeros(_OPUS_FRAME, np.int16)] * 3
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libopus", rate=OPUS_RATE, options={"frame_duration": "120", "b": str(bitrate)})
+        stream.layout = "mono"
+        pts, silent, next_pts = 0, b"", 0
+        for block in frames:  # the lead, then a few silent frames: the encoder settles on a silent packet
+            frame = av.AudioFrame.from_ndarray(block.reshape(1, -1), format="s16", layout="mono")
+            frame.sample_rate, frame.pts, frame.time_base = OPUS_RATE, pts, Fraction(1, OPUS_RATE)
+            pts += _OPUS_FRAME
+            for packet in stream.encode(frame):
+                silent, next_pts = bytes(packet), int(packet.pts * packet.time_base * OPUS_RATE) + _OPUS_FRAME
+                container.mux(packet)  # (which rescales its time stamps to the container's)
+        for i in range(int(silence_s * OPUS_RATE / _OPUS_FRAME)):
+            repeat = av.Packet(silent)
+            repeat.stream, repeat.time_base = stream, Fraction(1, OPUS_RATE)
+            repeat.pts = repeat.dts = next_pts + i * _OPUS_FRAME
+            repeat.duration = _OPUS_FRAME
+            container.mux(repeat)
+    return path
+
+
+def with_claimed_duration(path: Path, seconds: float) -> Path:
+    """A WebM (Matroska) file rewritten in place so that its header claims `seconds`, whatever it carries."""
+    data = path.read_bytes()
+    duration = b"\x44\x89\x88"  # the Segment Info's Duration element: its ID, then "8 bytes" (a double, in ms)
+    at = data.find(duration)
+    assert at > 0 and data.count(duration) == 1, "no single Duration element in this file"
+    at += len(duration)
+    path.write_bytes(data[:at] + struct.pack(">d", seconds * 1000) + data[at + 8:])
+    return path
+
+
+def wav_claiming(path: Path, rate: int, claimed_s: float | None, carried_s: float) -> Path:
+    """An 8-bit mono WAV of silence whose header claims `claimed_s` (None: "unknown length", 0xFFFFFFFF, as
+    recorders that stream write it) and that carries `carried_s`."""
+    claimed = 0xFFFFFFFF if claimed_s is None else int(claimed_s * rate)
+    header = (b"RIFF" + struct.pack("<I", min(36 + claimed, 0xFFFFFFFF)) + b"WAVE"
+              + b"fmt " + struct.pack("<IHHIIHH", 16, 1, 1, rate, rate, 1, 8)
+              + b"data" + struct.pack("<I", claimed))
+    second = b"\x80" * rate  # 8-bit WAV is unsigned: 128 is silence
+    with open(path, "wb") as f:
+        f.write(header)
+        for _ in range(int(carried_s)):
+            f.write(second)
+    return path
+
+
+def claimed_and_carried_s(path: Path) -> tuple[float | None, float]:
+    """(what the header says, what the packets hold) in seconds; the packets are read, not decoded."""
+    with av.open(str(path)) as container:
+        stream = container.streams.audio[0]
+        claimed = container.duration / av.time_base if container.duration else None
+        carried = sum(p.duration or 0 for p in container.demux(stream)) * stream.time_base
+    return claimed, float(carried)

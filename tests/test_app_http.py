@@ -10,7 +10,8 @@ import pytest
 
 import app
 from audio.decode import decode_file
-from tests.media import speak, wer, write_wav
+from tests.media import long_opus, speak, wer, write_wav
+from tests.memory import ResidentMemory
 
 pytestmark = pytest.mark.slow
 
@@ -79,6 +80,30 @@ def test_send_audio_transcribes_and_replies(server, piper, tmp_path):
     user_text = " ".join(item["text"] for item in history[0]["content"] if item.get("type") == "text")
     assert wer(question, user_text) <= 0.1
     assert reply_of(history)[0].strip() and len(decode_file(audio)) > 8000
+
+
+def test_a_small_upload_that_holds_two_hours_is_answered_in_seconds_in_bounded_memory(server, piper, tmp_path):
+    """Issue 17, as it was found: 2 h of Opus sent to /send_audio cost 20 s and +970 MB at the peak. The server
+    runs in this process, so its resident memory is measured here."""
+    import time
+
+    from gradio_client import Client, handle_file
+
+    url, assistant = server
+    question = "Could you explain how a rainbow forms in the sky?"
+    spoken = speak(piper, question)
+    recording = long_opus(tmp_path / "left-running.webm", 2 * 3600, lead=spoken, bitrate=16_000)
+    assert recording.stat().st_size < 10 * 2**20  # well under server.max_upload_mb
+    client = Client(url, verbose=False, download_files=False)
+    client.predict(handle_file(str(write_wav(tmp_path / "q.wav", *spoken))), speak=False, api_name="/send_audio")
+    with ResidentMemory() as memory:
+        started = time.perf_counter()
+        history, _audio = client.predict(handle_file(str(recording)), speak=False, api_name="/send_audio")
+        elapsed = time.perf_counter() - started
+    user_text = " ".join(item["text"] for item in history[-2]["content"] if item.get("type") == "text")
+    assert wer(question, user_text) <= 0.1 and reply_of(history)[0].strip()
+    assert elapsed < 15, f"{elapsed:.1f} s for the turn"
+    assert memory.peak_mb < 200, f"the server's peak resident memory grew {memory.peak_mb:.0f} MB"
 
 
 def test_two_clients_have_separate_conversations(server):

@@ -221,6 +221,8 @@ def test_closing_the_tab_mid_reply_stops_generation_and_speech(chromium, cfg, en
 
 
 def test_login_page_refuses_a_wrong_password(chromium, cfg, engines):
+    from chatbot.login_guard import LoginPolicy
+
     with running_app(cfg, engines, auth_user="ada", auth_password="correct horse") as (demo, _assistant):
         context = chromium.new_context()
         try:
@@ -228,6 +230,7 @@ def test_login_page_refuses_a_wrong_password(chromium, cfg, engines):
             page.goto(demo.local_url)
             page.wait_for_selector("input[type=password]", timeout=30_000)
             assert page.locator("#message textarea").count() == 0
+            assert page.get_by_text(LoginPolicy.from_config(cfg.server).describe()).count() == 1  # the lock-out rule
             page.locator("input[type=text]").first.fill("ada")
             page.locator("input[type=password]").fill("wrong")
             page.get_by_role("button", name="Login").click()

@@ -1,13 +1,15 @@
 """Whole turns on the embedded models: text and voice in, streamed text and speech out."""
 
 import threading
+import time
 import wave
 
 import pytest
 
 from audio.speech.for_the_ear import clean_for_speech
 from chatbot.turn import TurnOptions
-from tests.media import speak, wer, write_wav
+from tests.media import long_opus, speak, wer, with_claimed_duration, write_wav
+from tests.memory import ResidentMemory
 
 pytestmark = pytest.mark.slow
 
@@ -176,3 +178,33 @@ def test_every_turn_that_reached_the_model_ends_with_the_after_turn_hook(assista
     assert ended == [1]
     turn.close()  # ...and its client went away
     assert ended == [1, 1]
+
+
+@pytest.mark.parametrize("lead,claimed_s", [(True, None), (True, 3.0), (False, None)],
+                         ids=["question-then-two-hours", "header-claims-3-s", "two-hours-of-silence"])
+def test_hours_of_audio_in_a_small_file_are_cut_and_answered_in_seconds_in_bounded_memory(
+        assistant, piper, tmp_path, lead, claimed_s):
+    """Issue 17: a recording left running for two hours (4.4 MB of Opus) cost 20 s and +970 MB at its peak, and
+    +490 MB stayed. Now only the first limits.max_audio_s is decoded; the memory of the turn comes back (by
+    malloc_trim after a turn that reached the model; a turn that fails before holds only bounded buffers)."""
+    question = "What is the weather like in London today?"
+    spoken = speak(piper, question)
+    recording = long_opus(tmp_path / "left-running.webm", 2 * 3600, lead=spoken if lead else None, bitrate=16_000)
+    if claimed_s is not None:
+        with_claimed_duration(recording, claimed_s)
+    session = assistant.new_session()
+    list(assistant.voice_turn(session, write_wav(tmp_path / "q.wav", *spoken), TurnOptions(speak=False)))  # warm
+    with ResidentMemory() as memory:
+        started = time.perf_counter()
+        updates = list(assistant.voice_turn(session, recording, TurnOptions(speak=False)))
+        elapsed = time.perf_counter() - started
+    assert any(f"Only the first {assistant.limits.max_audio_s:.0f} s" in u.notice for u in updates)
+    final = updates[-1]
+    if lead:
+        assert final.stage == "done" and wer(question, final.messages[-2]["content"][0]) <= 0.1
+        assert final.timings["audio_s"] == pytest.approx(assistant.limits.max_audio_s)
+    else:
+        assert final.stage == "failed" and "No speech was heard" in final.notice
+    assert elapsed < 10, f"{elapsed:.1f} s for the turn"
+    assert memory.peak_mb < 200, f"peak resident memory grew {memory.peak_mb:.0f} MB during the turn"
+    assert memory.kept_mb < 50, f"{memory.kept_mb:.0f} MB stayed after the turn"
