@@ -91,11 +91,13 @@ class LiveLink:
                 pcm = base64.b64encode(to_pcm16(chunk.samples).tobytes()).decode("ascii")
                 self._pieces.append(_Piece(len(self._pieces), chunk.sample_rate, pcm))
 
-    def cursor(self, turn: int, stage: str) -> str:
-        """The value the page's player watches: which turn, how many pieces are ready, the turn's stage."""
+    def cursor(self, turn: int, stage: str) -> str | None:
+        """The value the page's player watches: which turn, how many pieces are ready, the turn's stage. None
+        for a turn that a newer one replaced (the page no longer plays it)."""
         with self._lock:
-            ready = len(self._pieces) if turn == self.turn else 0
-        return json.dumps({"key": self.key, "turn": turn, "ready": ready, "stage": stage})
+            if turn != self.turn:
+                return None
+            return json.dumps({"key": self.key, "turn": turn, "ready": len(self._pieces), "stage": stage})
 
     def hello(self) -> str:
         """The first value the page gets: its link's key."""

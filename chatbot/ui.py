@@ -98,7 +98,8 @@ def _to_page(updates: Iterator[TurnUpdate], session: ChatSession, interval_s: fl
         if update.speech:
             link.publish(turn, update.speech)
         cursor = link.cursor(turn, update.stage)
-        yield shown(update.messages), (gr.skip() if cursor == sent else cursor), _PROGRESS.get(update.stage, ""), session
+        new = cursor is not None and cursor != sent
+        yield shown(update.messages), (cursor if new else gr.skip()), _PROGRESS.get(update.stage, ""), session
         sent = cursor
 
 

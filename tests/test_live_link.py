@@ -96,7 +96,8 @@ def test_speech_pieces_are_handed_out_in_order_once_per_turn(link):
     samples = np.frombuffer(base64.b64decode(pieces[0]["pcm"]), "<i2")
     assert len(samples) == 2205 and samples[0] == int(0.5 * 32767)
     newer = link.begin_turn()
-    link.publish(turn, (chunk,))  # the older turn, still ending: dropped
+    assert link.cursor(turn, "stopped") is None  # the older turn, still ending: the page no longer follows it
+    link.publish(turn, (chunk,))  # ...and its speech is dropped
     assert link.pieces_since(turn, 0) == [] and link.pieces_since(newer, 0) == []
     assert link.pieces_since(newer, -1) == [] and link.pieces_since(newer, "0") == []
 

@@ -80,6 +80,7 @@ function schedule(piece) {
 }
 
 async function pull(cursor) {
+  if (playing.turn !== null && cursor.turn < playing.turn) return;  // an older turn, still ending: not played
   if (cursor.turn !== playing.turn) {
     playing = { turn: cursor.turn, have: 0, muted: false,
                 record: { turn: cursor.turn, first_sound: null, gaps: [], ended: null, pieces: 0 } };
