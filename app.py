@@ -109,7 +109,7 @@ def login_guard_settings(server: ServerConfig) -> dict:
 
 
 def launch(demo, cfg: Config, *, block: bool = True):
-    from chatbot.ui import CSS
+    from chatbot.page import CSS
 
     auth, guard = None, {}
     if cfg.server.auth_user and cfg.server.auth_password:

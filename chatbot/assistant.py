@@ -43,7 +43,7 @@ class Assistant:
         self.speech = cfg.tts  # the speech stage's settings (piece lengths, the spoken-length cap)
         self.default_rate_percent = cfg.tts.rate_percent
         self.default_language = cfg.stt.language
-        # Runs when each turn that reached the model ends, however it ends.
+        # Runs when each turn ends, however it ends: freed memory goes back to the system.
         self.after_turn = release_free_memory if cfg.server.malloc_trim else _nothing
         # Transcriptions started at a pause in talk mode, one at a time (the transcriber decodes one at a time).
         self._speculation = ThreadPoolExecutor(max_workers=1, thread_name_prefix="speculative-stt")

@@ -28,15 +28,18 @@ SILENCING = "#send, #stop, #clear, #chat button[aria-label='Retry'], #chat butto
 WORDS = {"listening": "Listening…", "hearing": "Hearing you…", "thinking": "Thinking…", "speaking": "Speaking…",
          "recording": "Recording… press the microphone again to send", "talk": "Talk", "end_talk": "End talk"}
 
+# Two buttons in the message row; what is happening shows under the row, taking no room in it.
 TEMPLATE = """<div class="live" data-state="">
   <button class="live-mic" type="button" title="Record: press, speak, press again to send"
           aria-label="Record" aria-pressed="false">🎙️</button>
   <button class="live-talk" type="button" title="Hands-free: talk, pause, it answers, then listens again">Talk</button>
-  <span class="live-cue" aria-hidden="true"></span>
-  <span class="live-state" role="status" aria-live="polite"></span>
-  <button class="live-stop" type="button" hidden>Stop speaking</button>
-  <button class="live-unlock" type="button" hidden>🔇 Click to turn on sound</button>
-  <span class="live-notice" role="alert" hidden></span>
+  <div class="live-status">
+    <span class="live-cue" aria-hidden="true"></span>
+    <span class="live-state" role="status" aria-live="polite"></span>
+    <button class="live-stop" type="button" hidden>Stop speaking</button>
+    <button class="live-unlock" type="button" hidden>🔇 Click to turn on sound</button>
+  </div>
+  <div class="live-notice" role="alert" hidden></div>
 </div>"""
 
 

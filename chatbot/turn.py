@@ -61,7 +61,7 @@ class TurnServices(Protocol):
     store: AudioStore
     limits: LimitsConfig
     speech: TTSConfig  # the speech stage's settings
-    after_turn: Callable[[], object]  # runs when a turn that reached the model ends, however it ends
+    after_turn: Callable[[], object]  # runs when each turn ends, however it ends (server.malloc_trim)
 
 
 class Turn:
@@ -293,8 +293,7 @@ class Turn:
                             tts_s=self.speech.synth_s)
         log.info("turn done: %s", _format(self.timings))
         self.exchange.reply.audio = path
-        notes = [c.note for c in spoken if c.note]
-        return self.update("done", audio=path, notice=notes[0] if notes else "")
+        return self.update("done", audio=path, notice=_fallback_notice(spoken))
 
     def _stopped(self, committed: bool) -> TurnUpdate:
         """The user stopped the turn (or started another): keep what was said, mark it, free everything."""
@@ -307,6 +306,15 @@ class Turn:
         self.exchange.status = "stopped"
         log.info("turn stopped after %s", _format(self.timings))
         return self.update("stopped")
+
+
+def _fallback_notice(spoken: list[SpeechChunk]) -> str:
+    """In plain words, when a fallback voice spoke instead of the configured one (the details go to the log)."""
+    fallback = next((chunk for chunk in spoken if chunk.note), None)
+    if fallback is None:
+        return ""
+    log.info("speech: %s", fallback.note)
+    return f"The online voice can't be reached, so answers are spoken by {fallback.spoken_by}, the offline voice."
 
 
 def _generation_failure(error: Exception) -> str:

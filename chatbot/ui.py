@@ -1,7 +1,7 @@
-"""The Gradio Blocks UI. It only wires events to the `Assistant`; no model logic lives here.
+"""The Gradio Blocks UI: wires the page's events (chatbot/page.py) to the `Assistant`; no model logic lives here.
 
-In the browser, a reply's speech streams into an autoplaying player sentence by sentence while the text is
-still being generated; the whole reply's audio is kept in the chat message for replay.
+In the browser the answer's speech reaches the page's live bar piece by piece, as it is made, and plays there;
+the whole reply's audio is kept in the chat message for replay.
 
 Named API endpoints (callable with gradio_client), each returning (chat history, the reply's audio file):
   /send_text  (message, voice, rate_percent, language, speak)
@@ -14,7 +14,6 @@ import logging
 import re
 import time
 import weakref
-from dataclasses import dataclass
 from typing import Iterator
 
 import gradio as gr
@@ -23,25 +22,14 @@ from audio.tts.base import VoiceOptions
 from chatbot import transcript
 from chatbot.assistant import Assistant
 from chatbot.live import LiveLink
-from chatbot.live_ui import LiveLinks, live_bar
+from chatbot.live_ui import LiveLinks
+from chatbot.page import PAUSE_AUDIO_JS, Page, layout, plain_models, speaking_voice
 from chatbot.session import ChatSession
 from chatbot.turn import TurnOptions, TurnUpdate
 
 log = logging.getLogger(__name__)
 
-# The copy button is hidden on the user's own messages, which are shown Markdown-escaped (see `shown`): it would
-# copy the escapes. Selecting the text copies it as typed.
-CSS = """
-#status-line { font-size: 0.85em; opacity: 0.8; }
-#chat .message-buttons-right button[aria-label='Copy message'] { display: none; }
-"""
-# Runs in the browser on a new turn, Stop and Clear: silence whatever reply is still playing.
-_PAUSE_AUDIO_JS = "() => { document.querySelectorAll('audio').forEach(a => a.pause()); }"
-
-
-def _status_markdown(assistant: Assistant) -> str:
-    notes = "".join(f"\n\n⚠️ {note}" for note in assistant.engines.notes)
-    return f"`{assistant.status_line()}`{notes}"
+OFFLINE_MARK = " (offline)"  # the voice menu's entry for the offline voice, while it speaks instead
 
 
 _MARKUP = re.compile(r"([!-/:-@\[-`{-~])")  # ASCII punctuation: each may be backslash-escaped in Markdown
@@ -62,11 +50,19 @@ def shown(messages: list[dict]) -> list[dict]:
     return [{**m, "content": _as_typed(m["content"])} if m["role"] == "user" else m for m in messages]
 
 
-def _toasts(update: TurnUpdate, session: ChatSession) -> None:
-    """A notice is shown once per session: a fallback in force is not repeated at every turn."""
+def _new_notice(update: TurnUpdate, session: ChatSession) -> str | None:
+    """A notice is said once per session: a fallback in force is not repeated at every turn."""
     if update.notice and update.notice not in session.notices_shown:
         session.notices_shown.add(update.notice)
-        gr.Warning(update.notice)
+        return update.notice
+    return None
+
+
+def _toasts(update: TurnUpdate, session: ChatSession) -> None:
+    """For API clients, whose notices come as Gradio warnings."""
+    notice = _new_notice(update, session)
+    if notice:
+        gr.Warning(notice)
 
 
 # While the server works on a turn; "Speaking…" is the live bar's, shown exactly while sound plays in the page.
@@ -86,20 +82,21 @@ def _paced(updates: Iterator[TurnUpdate], interval_s: float) -> Iterator[TurnUpd
 
 
 def _to_page(updates: Iterator[TurnUpdate], session: ChatSession, interval_s: float, link: LiveLink | None):
-    """For the browser: (chat history, the live bar's cursor or skip, progress, session). The speech goes to the
-    tab's live link, piece by piece, where the page's player fetches it as soon as the cursor says it is ready."""
+    """For the browser: (chat history, the live bar's cursor or skip, progress, notice or skip, session). The
+    speech goes to the tab's live link, piece by piece, where the page's player fetches it as soon as the cursor
+    says it is ready (no link: nothing plays as it comes)."""
     turn = link.begin_turn() if link is not None else 0
     sent = None
     for update in _paced(updates, interval_s):
-        _toasts(update, session)
-        if link is None:
-            yield shown(update.messages), gr.skip(), _PROGRESS.get(update.stage, ""), session
-            continue
-        if update.speech:
-            link.publish(turn, update.speech)
-        cursor = link.cursor(turn, update.stage)
+        notice = _new_notice(update, session)
+        cursor = None
+        if link is not None:
+            if update.speech:
+                link.publish(turn, update.speech)
+            cursor = link.cursor(turn, update.stage)
         new = cursor is not None and cursor != sent
-        yield shown(update.messages), (cursor if new else gr.skip()), _PROGRESS.get(update.stage, ""), session
+        yield (shown(update.messages), cursor if new else gr.skip(), _PROGRESS.get(update.stage, ""),
+               f"ⓘ {notice}" if notice else gr.skip(), session)
         sent = cursor
 
 
@@ -124,6 +121,8 @@ class _Handlers:
 
     @staticmethod
     def options(voice: str | None, rate_percent: float | None, language: str | None, speak: bool | None):
+        if voice and voice.endswith(OFFLINE_MARK):  # the offline voice speaks whatever is asked while it must
+            voice = None
         return TurnOptions(voice=VoiceOptions(voice=voice or None, rate_percent=int(rate_percent or 0)),
                            language=language or None, speak=speak is not False)
 
@@ -162,7 +161,7 @@ class _Handlers:
         utterance = link.take_utterance() if link is not None else None
         if utterance is None:  # a stale or forged event: nothing was heard
             session = self.session_of(session)
-            yield shown(session.messages), gr.skip(), "", session
+            yield shown(session.messages), gr.skip(), "", gr.skip(), session
             return
         turn = self.assistant.spoken_turn(link.session, utterance.samples, utterance.heard_at,
                                           self.options(voice, rate_percent, language, speak), utterance.transcript)
@@ -221,105 +220,27 @@ class _Handlers:
 
     @staticmethod
     def busy(text: str):
-        """A turn starts: the message moves to `pending`, Send gives way to Stop."""
-        return "", text, gr.update(interactive=False), gr.update(visible=True)
+        """A turn starts: the message moves to `pending`, Send gives way to Stop, the last notice goes."""
+        return "", text, gr.update(visible=False), gr.update(visible=True), ""
 
     @staticmethod
     def working():
-        """A recording or a retry starts a turn: Send gives way to Stop."""
-        return gr.update(interactive=False), gr.update(visible=True)
+        """A recording or a retry starts a turn: Send gives way to Stop, the last notice goes."""
+        return gr.update(visible=False), gr.update(visible=True), ""
 
     def idle(self):
-        return gr.update(interactive=True), gr.update(visible=False), "", _status_markdown(self.assistant)
-
-
-@dataclass
-class _Page:
-    """The components of the page, as the event wiring needs them."""
-
-    session: gr.State
-    saved: gr.BrowserState
-    chatbot: gr.Chatbot
-    progress: gr.Markdown
-    message: gr.Textbox
-    send: gr.Button
-    stop: gr.Button
-    voice_in: gr.Audio  # uploads; the microphone is the live bar's
-    live: gr.HTML  # the live bar: microphone, talk mode, the answer's speech, what is happening
-    settings: list  # voice, rate, language, speak: every turn's options, in this order
-    autoplay: gr.Checkbox
-    clear: gr.Button
-    download: gr.Button
-    downloads: gr.File
-    status_line: gr.Markdown
-    pending: gr.Textbox  # hidden: the text turn's input (the message box is emptied as the turn starts)
-    api_audio: gr.Audio  # hidden: the whole reply's audio file, for API clients
-
-
-def _conversation_area(title: str) -> tuple[gr.Chatbot, gr.Markdown]:
-    gr.Markdown(f"## {title}\nType and press Enter, or record / upload your voice: it is sent when the "
-                "recording stops or the upload lands. Answers stream into the chat and are spoken back as "
-                "they are written.")
-    chatbot = gr.Chatbot(label="Conversation", height=460, buttons=["copy"], feedback_options=None,
-                         placeholder="Ask anything: a translation, an everyday question, an explanation.",
-                         elem_id="chat")
-    return chatbot, gr.Markdown("", elem_id="progress")
-
-
-def _message_row() -> tuple[gr.Textbox, gr.Button, gr.Button]:
-    with gr.Row(equal_height=True):
-        message = gr.Textbox(label="Message", placeholder="Type a message; Enter sends, Shift+Enter adds a line",
-                             lines=1, max_lines=6, scale=5, autofocus=True, elem_id="message")
-        send = gr.Button("Send", variant="primary", scale=1, min_width=80, elem_id="send")
-        stop = gr.Button("Stop", variant="stop", scale=1, min_width=80, visible=False, elem_id="stop")
-    gr.Examples(["Translate 'Where is the train station?' into French.", "What is a good breakfast before a run?",
-                 "Explain how a rainbow forms, in simple words.", "Give me three ideas for a rainy afternoon."],
-                inputs=[message], label="Try one")
-    return message, send, stop
-
-
-def _voice_settings(assistant: Assistant) -> tuple[list, gr.Checkbox]:
-    voices = assistant.engines.speaker.voices()
-    languages = assistant.engines.transcriber.languages()
-    default_language = assistant.default_language if assistant.default_language in languages else languages[0]
-    with gr.Accordion("Voice and language", open=False):
-        with gr.Row():
-            voice = gr.Dropdown(voices, value=voices[0] if voices else None, label="Voice",
-                                allow_custom_value=True, scale=2)
-            rate = gr.Slider(-50, 100, value=assistant.default_rate_percent, step=5,
-                             label="Speaking rate (% faster)", scale=2)
-            language = gr.Dropdown(languages, value=default_language, label="Speech recognition language", scale=1)
-        with gr.Row():
-            speak = gr.Checkbox(True, label="Speak answers (off: text only)")
-            autoplay = gr.Checkbox(True, label="Play answers automatically")
-    return [voice, rate, language, speak], autoplay
-
-
-def _layout(assistant: Assistant, title: str, browser_secret: str | None, links: LiveLinks) -> _Page:
-    session = gr.State(None)  # a ChatSession per browser tab or API client, created on its first turn
-    # The conversation, kept (encrypted) in the browser's localStorage: it survives reloads and restarts.
-    saved = gr.BrowserState(None, storage_key="voice-chatbot-conversation", secret=browser_secret)
-    chatbot, progress = _conversation_area(title)
-    message, send, stop = _message_row()
-    live = live_bar(links)
-    voice_in = gr.Audio(label="Upload audio", sources=["upload"], type="filepath", elem_id="voice-in")
-    settings, autoplay = _voice_settings(assistant)
-    with gr.Row():
-        clear = gr.Button("Clear conversation", variant="secondary", elem_id="clear")
-        download = gr.Button("Download conversation (JSON + Markdown)", variant="secondary", elem_id="download")
-    downloads = gr.File(label="Your conversation", file_count="multiple", visible=False, interactive=False,
-                        elem_id="downloads")
-    status_line = gr.Markdown(_status_markdown(assistant), elem_id="status-line")
-    pending = gr.Textbox(visible=False, label="message")
-    api_audio = gr.Audio(visible=False, type="filepath", label="reply audio")
-    return _Page(session, saved, chatbot, progress, message, send, stop, voice_in, live, settings, autoplay, clear,
-                 download, downloads, status_line, pending, api_audio)
+        """The turn is over: Send is back, and the page says what runs (the voice menu: who speaks now)."""
+        engines = self.assistant.engines
+        offline = speaking_voice(engines)
+        voice = gr.update(value=offline, choices=[offline, *engines.speaker.voices()]) if offline else gr.skip()
+        return gr.update(visible=True), gr.update(visible=False), "", plain_models(engines), voice
 
 
 _PRIVATE = {"api_visibility": "private"}
+_QUIET = {"show_progress": "hidden"}  # the page says itself what a turn is doing: no spinners over the outputs
 
 
-def _wire_api(page: _Page, handlers: _Handlers) -> None:
+def _wire_api(page: Page, handlers: _Handlers) -> None:
     """API-only twins of the two turns: the same turn, returning the whole reply's audio as a file."""
     api_text_trigger = gr.Button(visible=False)
     api_audio_trigger = gr.Button(visible=False)
@@ -330,31 +251,33 @@ def _wire_api(page: _Page, handlers: _Handlers) -> None:
                             api_name="send_audio")
 
 
-def _wire_turns(page: _Page, handlers: _Handlers) -> None:
+def _wire_turns(page: Page, handlers: _Handlers) -> None:
     def after_turn(event):
         # Saved in the browser first: once Send is back, a reload finds the finished turn.
         return event.then(handlers.remember, [page.session], [page.saved], **_PRIVATE
-                          ).then(handlers.idle, None, [page.send, page.stop, page.progress, page.status_line],
-                                 **_PRIVATE)
+                          ).then(handlers.idle, None, [page.send, page.stop, page.progress, page.models,
+                                                       page.settings[0]], **_PRIVATE)
 
-    outputs = [page.chatbot, page.live, page.progress, page.session]
+    outputs = [page.chatbot, page.live, page.progress, page.notice, page.session]
+    starting = [page.send, page.stop, page.notice]
     settings = [*page.settings, page.autoplay]
     after_turn(gr.on([page.message.submit, page.send.click], handlers.busy, [page.message],
-                     [page.message, page.pending, page.send, page.stop], queue=False, **_PRIVATE
+                     [page.message, page.pending, *starting], queue=False, **_PRIVATE
                      ).then(handlers.ui_send_text, [page.pending, page.session, *settings], outputs,
-                            api_name="stream_text", api_visibility="undocumented"))  # the latency benchmark
-    after_turn(page.voice_in.upload(handlers.working, None, [page.send, page.stop], queue=False, **_PRIVATE
+                            api_name="stream_text", api_visibility="undocumented", **_QUIET))  # the latency benchmark
+    after_turn(page.voice_in.upload(handlers.working, None, starting, queue=False, **_PRIVATE
                                     ).then(handlers.ui_send_audio, [page.voice_in, page.session, *settings], outputs,
-                                           api_name="stream_audio", api_visibility="undocumented",
+                                           api_name="stream_audio", api_visibility="undocumented", **_QUIET,
                                            ).then(lambda: None, None, page.voice_in, **_PRIVATE))
     # The live bar's event carries its key, which only a direct listener receives (not one chained by .then).
-    page.live.utterance(handlers.working, None, [page.send, page.stop], queue=False, **_PRIVATE)
-    after_turn(page.live.utterance(handlers.ui_spoken, [page.session, *settings], outputs, **_PRIVATE))
-    after_turn(page.chatbot.retry(handlers.working, None, [page.send, page.stop], queue=False, **_PRIVATE
-                                  ).then(handlers.ui_retry, [page.session, *settings], outputs, **_PRIVATE))
+    page.live.utterance(handlers.working, None, starting, queue=False, **_PRIVATE)
+    after_turn(page.live.utterance(handlers.ui_spoken, [page.session, *settings], outputs, **_PRIVATE, **_QUIET))
+    after_turn(page.chatbot.retry(handlers.working, None, starting, queue=False, **_PRIVATE
+                                  ).then(handlers.ui_retry, [page.session, *settings], outputs, **_PRIVATE,
+                                         **_QUIET))
 
 
-def _wire_controls(page: _Page, handlers: _Handlers) -> None:
+def _wire_controls(page: Page, handlers: _Handlers) -> None:
     page.stop.click(handlers.stop, [page.session], None, queue=False, **_PRIVATE)
     page.live.interrupt(handlers.stop, [page.session], None, queue=False, **_PRIVATE)  # the live bar's Stop / Record
     gr.on([page.clear.click, page.chatbot.clear], handlers.clear, [page.session], [page.session, page.chatbot,
@@ -363,7 +286,7 @@ def _wire_controls(page: _Page, handlers: _Handlers) -> None:
     page.download.click(handlers.download, [page.session], [page.downloads], **_PRIVATE)
     gr.on([page.message.submit, page.send.click, page.stop.click, page.clear.click, page.chatbot.clear,
            page.voice_in.upload, page.chatbot.retry], None, None, None,
-          js=_PAUSE_AUDIO_JS, **_PRIVATE)
+          js=PAUSE_AUDIO_JS, **_PRIVATE)
 
 
 def build_ui(assistant: Assistant, *, title: str = "Voice Chatbot", browser_secret: str | None = None,
@@ -375,7 +298,8 @@ def build_ui(assistant: Assistant, *, title: str = "Voice Chatbot", browser_secr
     # Gradio keeps its own copies of served files: they expire like the store's, checked twice per lifetime.
     max_age = int(assistant.store.max_age_s)
     with gr.Blocks(title=title, delete_cache=(max(30, min(600, max_age // 2)), max_age)) as demo:
-        page = _layout(assistant, title, browser_secret, links)
+        page = layout(assistant.engines, title=title, browser_secret=browser_secret, links=links,
+                      default_rate=assistant.default_rate_percent, default_language=assistant.default_language)
         _wire_api(page, handlers)
         _wire_turns(page, handlers)
         _wire_controls(page, handlers)

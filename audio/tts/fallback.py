@@ -29,6 +29,11 @@ class FallbackSpeaker:
             return self._down_reason if time.monotonic() < self._down_until else ""
 
     @property
+    def primary_available(self) -> bool:
+        """False while the primary is skipped after a failure (for retry_after_s)."""
+        return not self._primary_down()
+
+    @property
     def description(self) -> str:
         reason = self._primary_down()
         if reason:
