@@ -66,6 +66,7 @@ class LLMConfig:
     top_p: float
     repetition_penalty: float
     system_prompt: str
+    follow_language: Literal["auto", "off", "hint", "strict"]  # answers in the user's latest language (config.yaml)
     cpu_threads: int  # 0 = one per core
     export_precision: Literal["int8", "int4", "fp32"]  # transformers weights -> ONNX/OpenVINO, built once
     export_block_size: int  # quantisation block (group) size for those builds

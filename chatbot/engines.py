@@ -70,6 +70,7 @@ class Engines:
     listening: Listening | None = None  # None: talk mode is unavailable (see notes)
     toolbox: Toolbox | None = None  # weather and time; None: every question goes to the model alone
     tool_answers: Literal["model", "summary"] = "model"  # who words a tool's answer (tools.answer_by, resolved)
+    follow_language: Literal["off", "hint", "strict"] = "hint"  # llm.follow_language, resolved
 
     def status_line(self) -> str:
         return (f"LLM {self.generator.description} | STT {self.transcriber.description} "
@@ -238,6 +239,17 @@ def build_listening(cfg: Config) -> tuple[Listening | None, str]:
     return Listening(talk, vad, turn_model, cfg.limits.max_audio_s), note
 
 
+def _embedded(generator: ReplyGenerator) -> bool:
+    """The embedded SmolLM2-135M (which follows instructions poorly) rather than a real model."""
+    return generator.description.startswith(EMBEDDED_NAME)
+
+
+def follow_language(cfg: LLMConfig, generator: ReplyGenerator) -> Literal["off", "hint", "strict"]:
+    if cfg.follow_language == "auto":
+        return "strict" if _embedded(generator) else "hint"
+    return cfg.follow_language
+
+
 def build_toolbox(cfg: Config, generator: ReplyGenerator) -> tuple[Toolbox, Literal["model", "summary"]]:
     """The tools, handed to a generator that calls them natively; and who words their answers."""
     toolbox = Toolbox(cfg.tools)
@@ -246,7 +258,7 @@ def build_toolbox(cfg: Config, generator: ReplyGenerator) -> tuple[Toolbox, Lite
         use_tools(toolbox)
     answers = cfg.tools.answer_by
     if answers == "auto":  # the embedded 135M model garbles the numbers it is given (config.yaml)
-        answers = "summary" if generator.description.startswith(EMBEDDED_NAME) else "model"
+        answers = "summary" if _embedded(generator) else "model"
     return toolbox, answers
 
 
@@ -289,7 +301,7 @@ def build_engines(cfg: Config) -> Engines:
     log.info("talk: %s", f"end of turn by {listening.talk.end_of_turn}" if listening else "unavailable")
     toolbox, tool_answers = build_toolbox(cfg, generator)
     engines = Engines(device, transcriber, generator, speaker, [n for n in (llm_note, stt_note, talk_note) if n],
-                      listening, toolbox, tool_answers)
+                      listening, toolbox, tool_answers, follow_language(cfg.llm, generator))
     warm_up(engines)
     log.info("models loaded and warmed up in %.1f s", time.perf_counter() - started)
     return engines

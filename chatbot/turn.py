@@ -26,6 +26,7 @@ from audio.tts.base import SpeechChunk, VoiceOptions, join_chunks
 from chatbot.config import LimitsConfig, TTSConfig
 from chatbot.conversation import PromptTooLongError
 from chatbot.engines import Engines
+from chatbot.language import reply_language
 from chatbot.llm.base import Message, ReplyError
 from chatbot.session import ChatMessage, ChatSession, Exchange, Reply, ToolNote, UserInput
 from chatbot.tools import ToolError, ToolResult, grounded_messages
@@ -167,9 +168,15 @@ class Turn:
             raise
 
     def _prompt(self) -> list[Message]:
+        """The conversation for the model; answers follow the language of the user's latest message
+        (llm.follow_language, resolved at start-up: "hint" or "strict")."""
         generator = self.assistant.engines.generator
         budget = generator.context_window - generator.settings.max_new_tokens
-        return self.session.conversation.prompt(self.exchange.user.text, generator.count_tokens, budget)
+        text = self.exchange.user.text
+        follow = self.assistant.engines.follow_language
+        language = reply_language(text) if follow != "off" else None
+        return self.session.conversation.prompt(text, generator.count_tokens, budget, reply_in=language,
+                                                same_language_only=follow == "strict")
 
     def _generate_and_speak(self) -> Iterator[TurnUpdate]:
         try:

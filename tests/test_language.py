@@ -1,0 +1,43 @@
+"""Answers follow the user's language: which language a message is in, and what the model is shown."""
+
+import pytest
+
+from chatbot.conversation import Conversation
+from chatbot.language import language_of, reply_language
+
+
+@pytest.mark.parametrize("text, language", [
+    ("What is the capital of Italy?", "English"),
+    ("how do plants make their food", "English"),
+    ("Quelle est la capitale de la France ?", "French"),
+    ("¿Cómo se dice hola en el idioma de los gatos?", "Spanish"),
+    ("Wie spät ist es in der Stadt?", "German"),
+    ("Paris", None),  # nothing to tell by
+    ("", None),
+])
+def test_the_language_of_a_message(text, language):
+    assert language_of(text) == language
+
+
+@pytest.mark.parametrize("text", ["Translate 'Where is the train station?' into French.",
+                                  "How do you say 'thank you' in Japanese?", "Can you translate this for me?"])
+def test_a_request_for_another_language_leaves_the_choice_to_the_model(text):
+    assert reply_language(text) is None
+
+
+def count_words(messages) -> int:
+    return sum(len(m["content"].split()) for m in messages)
+
+
+def test_the_prompt_names_the_language_and_strict_leaves_out_turns_in_another():
+    conversation = Conversation("Be brief.")
+    conversation.commit("Translate 'good night' into French.", "Bonne nuit, c'est la traduction de la phrase.")
+    conversation.commit("And what is the capital of Spain?", "The capital of Spain is Madrid.")
+    hinted = conversation.prompt("Why is the sky blue?", count_words, 1000, reply_in="English")
+    assert [m["role"] for m in hinted] == ["system", "user", "assistant", "user", "assistant", "system", "user"]
+    assert hinted[-2] == {"role": "system", "content": "Answer in English."}
+    strict = conversation.prompt("Why is the sky blue?", count_words, 1000, reply_in="English",
+                                 same_language_only=True)
+    assert "Bonne nuit" not in str(strict) and "Madrid" in str(strict)
+    plain = conversation.prompt("Why is the sky blue?", count_words, 1000)
+    assert plain == conversation.messages("Why is the sky blue?")  # unchanged without a language
