@@ -56,7 +56,8 @@ class Assistant:
         listening = self.engines.listening
         if listening is None:
             return LiveLink(session, self.limits, None)
-        return LiveLink(session, self.limits, lambda: listening.listener(self._transcribe_soon))
+        return LiveLink(session, self.limits,
+                        lambda ends_turns: listening.listener(self._transcribe_soon, ends_turns=ends_turns))
 
     def _transcribe_soon(self, samples: np.ndarray) -> Future:
         """Transcribe what was said up to a pause, in the background: ready, or nearly, when the turn ends."""

@@ -51,11 +51,16 @@ class Listening:
     turn_model: object | None  # audio.listen.end_of_turn.SmartTurn, for talk.end_of_turn smart-turn
     max_audio_s: float  # an utterance longer than limits.max_audio_s ends its turn
 
-    def listener(self, transcribe=None):
-        """A new Listener for one microphone stream; `transcribe(audio) -> Future` transcribes at each pause."""
+    def listener(self, transcribe=None, *, ends_turns: bool = True):
+        """A new Listener for one microphone stream; `transcribe(audio) -> Future` transcribes at each pause.
+        `ends_turns=False` (push-to-talk, where the button ends the turn): it only hears pauses."""
         from audio.listen.listener import Listener
 
-        return Listener(self.talk, self.vad, self.turn_model, max_audio_s=self.max_audio_s, transcribe=transcribe)
+        never = self.max_audio_s + 1  # seconds of silence: more than a recording may last
+        talk = self.talk if ends_turns else dataclasses.replace(
+            self.talk, end_of_turn="silence", silence_timeout_s=never, max_wait_s=never)
+        return Listener(talk, self.vad, self.turn_model if ends_turns else None, max_audio_s=self.max_audio_s,
+                        transcribe=transcribe)
 
 
 @dataclass

@@ -58,11 +58,13 @@ class _Piece:
 
 
 class LiveLink:
-    def __init__(self, session: ChatSession, limits: LimitsConfig, make_listener: Callable[[], object] | None):
+    def __init__(self, session: ChatSession, limits: LimitsConfig, make_listener: Callable[[bool], object] | None):
         self.key = secrets.token_urlsafe(18)  # unguessable: the page names its link with it
         self.session = session
         self._limits = limits
-        self._make_listener = make_listener  # None when talk mode is unavailable (its models are missing)
+        # make_listener(ends_turns): a Listener for talk mode (True), or one that only hears pauses, for
+        # push-to-talk (False); None when the listening models are missing.
+        self._make_listener = make_listener
         self._lock = threading.Lock()
         self.turn = 0  # the turn whose speech is kept
         self._pieces: list[_Piece] = []
@@ -114,7 +116,7 @@ class LiveLink:
     def close(self) -> None:
         """The tab went away: its microphone stream ends, its speech is dropped."""
         with self._lock:
-            self._mode, self._listener, self._utterance = "off", None, None
+            self._mode, self._listener, self._utterance, self._speculating = "off", None, None, None
             self._recording, self._recorded, self._pieces = [], 0, []
 
     def take_utterance(self) -> Utterance | None:
@@ -141,18 +143,20 @@ class LiveLink:
             return self._listen(audio)
 
     def _start(self, mode: Mode) -> dict:
-        self._utterance = None
+        self._utterance = self._speculating = None
         self._resampler = StreamResampler()
         self._recording, self._recorded = [], 0
         if mode == "ptt":
             self._mode = "ptt"
+            # Transcribed at each pause, so a press soon after the user stops finds the transcript made.
+            self._listener = self._make_listener(False) if self._make_listener is not None else None
             self.session.stop()  # pressing the mic stops the answer still being written
             return {"state": "recording"}
         if self._make_listener is None:
             self._mode = "off"
             return {"state": "", "closed": True,
                     "notice": "Talk mode is not available: its listening models are missing (run scripts/setup.sh)."}
-        self._mode, self._listener = "talk", self._make_listener()
+        self._mode, self._listener = "talk", self._make_listener(True)
         return {"state": "listening"}
 
     def _record(self, audio: np.ndarray, final: bool) -> dict:
@@ -165,16 +169,32 @@ class LiveLink:
         if len(audio):
             self._recording.append(audio)
             self._recorded += len(audio)
+            if self._listener is not None:
+                self._hear_pauses(audio)
         if not final:
             return {"state": "recording"}
-        self._mode = "off"
+        # The transcription started at the last pause covers everything said, if the user did not go on.
+        paused = self._listener is not None and self._listener.phase == "paused"
+        transcript = self._speculating if paused else None
+        self._mode, self._listener, self._speculating = "off", None, None
         samples = np.concatenate(self._recording) if self._recording else np.zeros(0, np.float32)
         self._recording, self._recorded = [], 0
         if len(samples) < self._limits.min_audio_s * SAMPLE_RATE:
             return {"state": "", "closed": True, "notice": f"That recording is only {len(samples) / SAMPLE_RATE:.1f} s "
                     f"long. Keep the microphone on while you speak (at least {self._limits.min_audio_s:g} s)."}
-        self._utterance = Utterance(samples, time.perf_counter(), 0.0, "ptt")
+        self._utterance = Utterance(samples, time.perf_counter(), 0.0, "ptt", transcript)
         return {"state": "", "utterance": True, "mode": "ptt", "notice": notice, "closed": True}
+
+    def _hear_pauses(self, audio: np.ndarray) -> None:
+        """Push-to-talk: transcription starts at each pause, and is dropped when the user goes on."""
+        from audio.listen.listener import SpeechPaused, SpeechResumed
+
+        for event in self._listener.feed(SAMPLE_RATE, audio):
+            if isinstance(event, SpeechPaused):
+                self._speculating = event.transcript
+            elif isinstance(event, SpeechResumed) and self._speculating is not None:
+                self._speculating.cancel()
+                self._speculating = None
 
     def _listen(self, audio: np.ndarray) -> dict:
         from audio.listen.listener import InputDropped, SpeechPaused, SpeechResumed, SpeechStarted, TurnEnded

@@ -105,3 +105,23 @@ def test_speech_pieces_are_handed_out_in_order_once_per_turn(link):
 def test_keys_are_unguessable_and_distinct(cfg):
     keys = {LiveLink(ChatSession(Conversation("")), cfg.limits, None).key for _ in range(50)}
     assert len(keys) == 50 and all(len(k) >= 24 for k in keys)
+
+
+@pytest.mark.slow
+def test_push_to_talk_transcribes_at_the_pause_so_the_press_finds_it_done(assistant, piper):
+    """The user stops speaking, then presses: the transcript was started at the pause, and is the turn's."""
+    from tests.media import speak
+
+    link = assistant.live_link(ChatSession(Conversation("")))
+    rate, speech = speak(piper, "What is the capital of France?")
+    samples = np.concatenate([np.zeros(rate // 2, np.float32), speech, np.zeros(rate, np.float32)])
+    pcm16 = (np.clip(samples, -1, 1) * 32767).astype("<i2")
+    link.hear({"mode": "ptt", "start": True})
+    block = rate // 10
+    for start in range(0, len(pcm16), block):
+        chunk = base64.b64encode(pcm16[start:start + block].tobytes()).decode()
+        link.hear({"mode": "ptt", "rate": rate, "pcm": chunk})
+    assert link.hear({"mode": "ptt", "final": True, "rate": rate, "pcm": ""})["utterance"]
+    utterance = link.take_utterance()
+    assert utterance.transcript is not None  # made at the pause, before the press
+    assert "capital of france" in utterance.transcript.result(timeout=30).text.lower()
