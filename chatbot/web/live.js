@@ -179,20 +179,23 @@ function closeMic() {
   mic = null;
 }
 
+let finalWanted = false;  // the recording was stopped: its last audio goes with `final`, even if a send is in flight
+
 async function send(final) {
-  if (sending || !mic && !final) return;
+  if (final) finalWanted = true;
+  if (sending || (!mic && !finalWanted)) return;
   sending = true;
   try {
-    while (unsent.length || final) {
+    while (unsent.length || finalWanted) {
       const count = unsent.reduce((n, part) => n + part.length, 0);
       const joined = new Int16Array(count);
       let at = 0;
       for (const part of unsent) { joined.set(part, at); at += part.length; }
       unsent = [];
+      const isFinal = finalWanted;
+      finalWanted = false;
       const mode = mic ? mic.mode : "ptt";
-      const answer = await server.hear({ key, mode, final, rate: config.mic_rate, pcm: toBase64(joined) });
-      final = false;
-      react(answer);
+      react(await server.hear({ key, mode, final: isFinal, rate: config.mic_rate, pcm: toBase64(joined) }));
     }
   } catch (error) {
     console.error("microphone audio could not be sent", error);
