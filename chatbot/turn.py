@@ -118,7 +118,7 @@ class Turn:
             transcript = self._transcript(audio, started)
         except Exception as e:
             log.exception("speech-to-text failed")
-            yield self.fail(f"Speech recognition failed ({type(e).__name__}). Please try again.")
+            yield self.fail("Speech recognition failed. Please try again.")  # what broke is in the log
             return
         if notice:
             yield self.update("transcribing", notice=notice)
@@ -281,8 +281,7 @@ class Turn:
         if speech.first_audio_at is not None:
             self.timings["first_audio_s"] = speech.first_audio_at - self.started
         if speech.error is not None or not spoken:
-            notice = (f"The answer could not be spoken ({type(speech.error).__name__}); it is in the chat."
-                      if speech.error is not None else "")
+            notice = "The answer could not be spoken; it is in the chat." if speech.error is not None else ""
             yield self.update("done", notice=notice)
             return
         yield self._save(spoken)
@@ -329,7 +328,7 @@ def _generation_failure(error: Exception) -> str:
         log.warning("generation failed: %s", error)
         return f"{error} Please try again."
     log.error("generation failed", exc_info=error)
-    return f"The model failed to answer ({type(error).__name__}). Please try again."
+    return "The model failed to answer. Please try again."  # the exception is in the log, not the page
 
 
 def _format(timings: dict[str, float]) -> str:

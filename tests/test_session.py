@@ -51,7 +51,7 @@ def test_each_status_renders_as_the_panel_shows_it(tmp_path):
 
 def test_a_failed_reply_is_dropped_and_the_message_stays(tmp_path):
     exchange = Exchange(UserInput("Hello"), Reply("half an ans"))
-    exchange.fail("The model failed to answer (RuntimeError). Please try again.")
+    exchange.fail("The model failed to answer. Please try again.")
     assert exchange.reply is None and not exchange.answered
     assert render_panel([exchange])[0] == {"role": "user", "content": "Hello"}
 
