@@ -6,6 +6,7 @@ test-artifacts/.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import threading
@@ -36,13 +37,20 @@ def question_wav(piper, tmp_path_factory) -> Path:
     return write_wav(tmp_path_factory.mktemp("mic") / "question.wav", 48000, resample(rate, samples, 48000))
 
 
-@pytest.fixture(scope="module")
-def chromium(question_wav):
+@contextlib.contextmanager
+def playwright_with_chromium():
+    """Playwright, once Debian's Chromium is known to be there (a missing browser fails, never skips)."""
     from playwright.sync_api import sync_playwright
 
     assert Path(CHROMIUM).exists(), "Chromium is missing: run scripts/setup.sh --test (apt-get install chromium)"
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as playwright:
+        yield playwright
+
+
+@pytest.fixture(scope="module")
+def chromium(question_wav):
+    with playwright_with_chromium() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM,
                                              args=[*FLAGS, f"--use-file-for-fake-audio-capture={question_wav}"])
         yield browser

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from tests.test_app_http import free_port, running_app
-from tests.test_browser import CHROMIUM, FLAGS, TURN_TIMEOUT_MS, open_settings, wait_for_reply
+from tests.test_browser import (CHROMIUM, FLAGS, TURN_TIMEOUT_MS, open_settings, playwright_with_chromium,
+                                wait_for_reply)
 
 pytestmark = pytest.mark.slow
 
@@ -35,11 +36,8 @@ def url(cfg, engines):
 
 @pytest.fixture(scope="module")
 def chromium():
-    from playwright.sync_api import sync_playwright
-
-    assert Path(CHROMIUM).exists(), "Chromium is missing: run scripts/setup.sh --test (apt-get install chromium)"
     DOCS.mkdir(exist_ok=True)
-    with sync_playwright() as playwright:
+    with playwright_with_chromium() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
         yield browser
         browser.close()

@@ -17,7 +17,8 @@ import pytest
 
 from tests.media import resample, speak, write_wav
 from tests.test_app_http import running_app
-from tests.test_browser import ARTIFACTS, CHROMIUM, FLAGS, TURN_TIMEOUT_MS, bot_texts, user_texts
+from tests.test_browser import (ARTIFACTS, CHROMIUM, FLAGS, TURN_TIMEOUT_MS, bot_texts, playwright_with_chromium,
+                                user_texts)
 
 pytestmark = pytest.mark.slow
 
@@ -44,12 +45,8 @@ def url(cfg, engines):
 
 @pytest.fixture(scope="module")
 def playwright():
-    from playwright.sync_api import sync_playwright
-
-    assert Path(CHROMIUM).exists(), "Chromium is missing: run scripts/setup.sh --test (apt-get install chromium)"
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as p:
-        yield p
+    with playwright_with_chromium() as playwright:
+        yield playwright
 
 
 @contextlib.contextmanager
