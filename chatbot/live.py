@@ -187,14 +187,18 @@ class LiveLink:
 
     def _hear_pauses(self, audio: np.ndarray) -> None:
         """Push-to-talk: transcription starts at each pause, and is dropped when the user goes on."""
+        for event in self._listener.feed(SAMPLE_RATE, audio):
+            self._follow_speculation(event)
+
+    def _follow_speculation(self, event) -> None:
+        """Keep the transcription started at the latest pause; drop it when the user goes on."""
         from audio.listen.listener import SpeechPaused, SpeechResumed
 
-        for event in self._listener.feed(SAMPLE_RATE, audio):
-            if isinstance(event, SpeechPaused):
-                self._speculating = event.transcript
-            elif isinstance(event, SpeechResumed) and self._speculating is not None:
-                self._speculating.cancel()
-                self._speculating = None
+        if isinstance(event, SpeechPaused):
+            self._speculating = event.transcript
+        elif isinstance(event, SpeechResumed) and self._speculating is not None:
+            self._speculating.cancel()  # not needed, if it has not started yet
+            self._speculating = None
 
     def _listen(self, audio: np.ndarray) -> dict:
         from audio.listen.listener import InputDropped, SpeechPaused, SpeechResumed, SpeechStarted, TurnEnded
@@ -206,11 +210,8 @@ class LiveLink:
                 if self.session.running:
                     log.info("barge-in: the user speaks over the answer; it is stopped")
                     self.session.stop()
-            elif isinstance(event, SpeechPaused):
-                self._speculating = event.transcript
-            elif isinstance(event, SpeechResumed) and self._speculating is not None:
-                self._speculating.cancel()  # the user went on: not needed, if it has not started yet
-                self._speculating = None
+            elif isinstance(event, (SpeechPaused, SpeechResumed)):
+                self._follow_speculation(event)
             elif isinstance(event, TurnEnded):
                 silence_s = max(0.0, event.time_s - event.speech_end_s)
                 self._utterance = Utterance(event.audio, time.perf_counter(), silence_s, "talk", event.transcript)

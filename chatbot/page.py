@@ -83,7 +83,7 @@ def _voice_words(engines: Engines) -> tuple[str, bool]:
     primary = getattr(speaker, "primary", None)
     if primary is None:
         return speaker.description, speaker.description.startswith("edge-tts")
-    if getattr(speaker, "primary_available", True):
+    if speaking_voice(engines) is None:
         return f"Microsoft's online voice {primary.description.removeprefix('edge-tts ')}, " \
                f"{speaker.fallback.description} when offline", True
     return f"{speaker.fallback.description} (the online voice can't be reached)", False
