@@ -18,7 +18,9 @@ session. Times are the page's own (`window.voiceStats`, chatbot/web/live.js, `pe
            because the next piece came late; never before the first piece), checked against how long it took to
            play (first sound -> last piece ended) less the answer's audio length.
   barge-in talk mode, "Tell me a long story ...", 4 s of silence (the answer is playing), then a question: its
-           `mic_sound_start.at` -> `silenced` (why "barge-in") `.t`.
+           `mic_sound_start.at` -> the answer's sound stops: `held` `.t` (the page pauses the answer the moment
+           the server hears what may be speech, `talk.hold_s`) when a `silenced` (why "barge-in") followed it,
+           else that `silenced` `.t`.
   false cut-off  (talk mode; half the questions carry a 0.7 s pause mid-sentence, after a function word) an
            `utterance` logged before the question's sound ended, or two user messages in the chat.
 
@@ -394,8 +396,14 @@ def barge_run(page, question: Spoken, story: Spoken, server: ServerTurns) -> Row
         playing = bool(sounds) and sounds[0]["at"] < second["at"]
         raise RunFailed("nothing was silenced: " + ("the answer was playing" if playing else
                                                     "the story's answer had not started playing yet"))
-    row.figure_s = (silenced["t"] - second["at"]) / 1000
-    row.stages = {"story answer played before the question": (second["at"] - sounds[0]["at"]) / 1000}
+    # The sound stops when the answer is held (what may be speech), if that hold led to the silencing.
+    holds = [h for h in events(page, "held") if second["at"] - 100 <= h["t"] <= silenced["t"]]
+    went_on = [r for r in events(page, "resumed") if holds and holds[0]["t"] <= r["t"] <= silenced["t"]]
+    stopped = holds[0]["t"] if holds and not went_on else silenced["t"]
+    row.figure_s = (stopped - second["at"]) / 1000
+    row.stages = {"story answer played before the question": (second["at"] - sounds[0]["at"]) / 1000,
+                  "held -> silenced": (silenced["t"] - stopped) / 1000,
+                  "holds that went on": float(len(events(page, "resumed")))}
     return row
 
 

@@ -16,7 +16,8 @@ from audio.store import AudioStore
 from chatbot.config import Config
 from chatbot.conversation import Conversation
 from chatbot.engines import Engines
-from chatbot.live import LiveLink
+from chatbot.early_turn import EarlyTurn
+from chatbot.live import LiveLink, Utterance
 from chatbot.malloc import release_free_memory
 from chatbot.session import ChatSession, UserInput
 from chatbot.turn import Turn, TurnOptions, TurnUpdate
@@ -57,11 +58,19 @@ class Assistant:
         if listening is None:
             return LiveLink(session, self.limits, None)
         return LiveLink(session, self.limits,
-                        lambda ends_turns: listening.listener(self._transcribe_soon, ends_turns=ends_turns))
+                        lambda ends_turns: listening.listener(self._transcribe_soon, ends_turns=ends_turns),
+                        self._start_spoken_turn)
+
+    def _start_spoken_turn(self, link: LiveLink, utterance: Utterance) -> EarlyTurn:
+        """The turn answering what the microphone heard, started the moment it was heard (its link's settings)."""
+        updates = self.spoken_turn(link.session, utterance.samples, utterance.heard_at,
+                                   link.turn_options or TurnOptions(), utterance.transcript)
+        return EarlyTurn(updates, link, publish=link.autoplay)
 
     def _transcribe_soon(self, samples: np.ndarray) -> Future:
         """Transcribe what was said up to a pause, in the background: ready, or nearly, when the turn ends."""
-        return self._speculation.submit(self.engines.transcriber.transcribe, samples)
+        # voiced: the listener heard speech in it, so no silence needs cutting (and a short window will do)
+        return self._speculation.submit(self.engines.transcriber.transcribe, samples, voiced=True)
 
     def status_line(self) -> str:
         return self.engines.status_line()

@@ -85,6 +85,7 @@ class STTConfig:
     vad_filter: bool  # drop silence before decoding (stops "You" hallucinated from silence)
     beam_size: int
     compute_type: str  # faster-whisper: "auto" = float16 on CUDA, int8 on CPU
+    window_margin_s: float  # faster-whisper, speech the listener heard: encode it plus this much, not 30 s (0: 30 s)
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,7 @@ class TTSConfig:
     max_chars: int  # longer replies are spoken up to here, and the cut is said
     first_piece_chars: int  # the first spoken piece may end at a clause once it is this long...
     first_piece_words: int  # ...or after this many words: speech starts early
+    first_piece_wait_s: float  # generation waits this long at most for the first piece's audio (0: never)
     piece_chars: int  # longer sentences are spoken in parts
 
 
@@ -144,6 +146,7 @@ class TalkConfig:
     vad_threshold: float  # Silero speech probability at or above which a frame is speech
     vad_release_threshold: float  # within speech, a frame stays speech down to this probability
     min_speech_s: float  # speech this long starts an utterance (the barge-in signal); shorter sounds are ignored
+    hold_s: float  # speech this long holds (pauses) the answer playing, until min_speech_s says stop or go on
     pause_s: float  # silence after speech that counts as a pause: speculative work starts, the model is asked
     silence_timeout_s: float  # silence mode (and smart-turn when its model fails): silence that ends the turn
     end_of_turn_threshold: float  # P(turn complete) at or above which smart-turn ends the turn

@@ -3,8 +3,10 @@
 The page (chatbot/web/live.js) sends microphone audio while the user speaks, about ten times a second, so
 nothing is left to upload when they stop: in push-to-talk it is kept until the mic button is pressed again; in
 talk mode a `Listener` (voice activity + end of turn) decides when the user has finished, and notices them
-starting to speak over an answer (barge-in). A finished utterance waits here until the page's `utterance`
-event starts its turn. Each turn's speech is kept here, piece by piece, for the page's player to fetch.
+starting to speak over an answer (barge-in). A finished utterance starts its turn here at once when the link
+was given `start_turn` (chatbot/early_turn.py), else it waits until the page's `utterance` event starts it.
+Each turn's speech is kept here, piece by piece, for the page's player to fetch; in talk mode each answer to the
+page's microphone audio says how many pieces are ready.
 
 Everything that comes from the page is checked: a chunk's size and rate, the total length of a recording, how
 fast audio arrives (the listener drops what comes faster than real time). Nothing here imports gradio.
@@ -58,15 +60,22 @@ class _Piece:
 
 
 class LiveLink:
-    def __init__(self, session: ChatSession, limits: LimitsConfig, make_listener: Callable[[bool], object] | None):
+    def __init__(self, session: ChatSession, limits: LimitsConfig, make_listener: Callable[[bool], object] | None,
+                 start_turn: Callable[[LiveLink, Utterance], object] | None = None):
         self.key = secrets.token_urlsafe(18)  # unguessable: the page names its link with it
         self.session = session
         self._limits = limits
         # make_listener(ends_turns): a Listener for talk mode (True), or one that only hears pauses, for
         # push-to-talk (False); None when the listening models are missing.
         self._make_listener = make_listener
+        # start_turn(link, utterance): the turn answering a finished utterance, started now (an EarlyTurn).
+        self._start_turn = start_turn
+        self.turn_options = None  # the page's settings (a TurnOptions) for the turns started here; None: defaults
+        self.autoplay = True  # the page plays speech as it comes
+        self._early = None  # the turn started here, until the page's event takes it
         self._lock = threading.Lock()
         self.turn = 0  # the turn whose speech is kept
+        self._stage = ""  # its stage, as its latest cursor said
         self._pieces: list[_Piece] = []
         self._mode: Mode = "off"
         self._listener = None
@@ -99,7 +108,11 @@ class LiveLink:
         with self._lock:
             if turn != self.turn:
                 return None
-            return json.dumps({"key": self.key, "turn": turn, "ready": len(self._pieces), "stage": stage})
+            self._stage = stage
+            return json.dumps(self._cursor())
+
+    def _cursor(self) -> dict:
+        return {"key": self.key, "turn": self.turn, "ready": len(self._pieces), "stage": self._stage}
 
     def hello(self) -> str:
         """The first value the page gets: its link's key."""
@@ -117,12 +130,18 @@ class LiveLink:
         """The tab went away: its microphone stream ends, its speech is dropped."""
         with self._lock:
             self._mode, self._listener, self._utterance, self._speculating = "off", None, None, None
-            self._recording, self._recorded, self._pieces = [], 0, []
+            self._recording, self._recorded, self._pieces, self._early = [], 0, [], None
 
     def take_utterance(self) -> Utterance | None:
         with self._lock:
             utterance, self._utterance = self._utterance, None
             return utterance
+
+    def take_early_turn(self):
+        """The turn started here for the latest utterance, if the page's event has not taken it yet."""
+        with self._lock:
+            early, self._early = self._early, None
+            return early
 
     def hear(self, message: dict) -> dict:
         """One call from the page: {mode, start, final, rate, pcm}. Answers what the page should do."""
@@ -130,17 +149,30 @@ class LiveLink:
         if mode not in ("off", "ptt", "talk"):
             raise LiveInputError(f"unknown microphone mode {mode!r}")
         with self._lock:
-            if mode == "off":
-                self._mode, self._listener = "off", None
-                return {"state": ""}
-            if message.get("start"):
-                return self._start(mode)
-            if mode != self._mode:
-                return {"state": "", "closed": True}  # audio of a recording that was ended meanwhile
-            audio = self._resampler.push(*_pcm_of(message))
-            if mode == "ptt":
-                return self._record(audio, bool(message.get("final")))
-            return self._listen(audio)
+            answer = self._hear(mode, message)
+            utterance = None
+            if answer.get("utterance") and self._start_turn is not None:
+                utterance, self._utterance = self._utterance, None
+            if mode == "talk" and self.turn:
+                answer["speech"] = self._cursor()  # the page's player fetches the pieces it has not played
+        if utterance is not None:  # outside the lock: the turn's first step begins a turn on this link
+            early = self._start_turn(self, utterance)
+            with self._lock:
+                self._early = early
+        return answer
+
+    def _hear(self, mode: Mode, message: dict) -> dict:
+        if mode == "off":
+            self._mode, self._listener = "off", None
+            return {"state": ""}
+        if message.get("start"):
+            return self._start(mode)
+        if mode != self._mode:
+            return {"state": "", "closed": True}  # audio of a recording that was ended meanwhile
+        audio = self._resampler.push(*_pcm_of(message))
+        if mode == "ptt":
+            return self._record(audio, bool(message.get("final")))
+        return self._listen(audio)
 
     def _start(self, mode: Mode) -> dict:
         self._utterance = self._speculating = None
@@ -201,11 +233,16 @@ class LiveLink:
             self._speculating = None
 
     def _listen(self, audio: np.ndarray) -> dict:
-        from audio.listen.listener import InputDropped, SpeechPaused, SpeechResumed, SpeechStarted, TurnEnded
+        from audio.listen.listener import (InputDropped, SpeechFaded, SpeechOnset, SpeechPaused, SpeechResumed,
+                                           SpeechStarted, TurnEnded)
 
         answer: dict = {"state": "listening", "mode": "talk", "turn_running": self.session.running > 0}
         for event in self._listener.feed(SAMPLE_RATE, audio):
-            if isinstance(event, SpeechStarted):
+            if isinstance(event, SpeechOnset):
+                answer["hold"] = True  # the page pauses the answer it plays...
+            elif isinstance(event, SpeechFaded):
+                answer["resume"] = True  # ...and lets it go on: only a cough
+            elif isinstance(event, SpeechStarted):
                 answer["barge_in"] = True
                 if self.session.running:
                     log.info("barge-in: the user speaks over the answer; it is stopped")

@@ -20,6 +20,7 @@ MIC_RATE = 16_000  # Hz: the page's microphone context runs at Whisper's rate, s
 MIC_BLOCK = 1024  # samples per microphone callback: 64 ms at 16 kHz, sent as it comes (barge-in waits for it)
 START_DELAY_S = 0.05  # the first piece starts this long after it arrives: time to decode before it plays
 NOTICE_S = 8  # how long a notice stays in the bar
+HOLD_MAX_S = 1.0  # an answer held for what may be the user speaking goes on after this, if the server said nothing
 # For measurements only (window.voiceStats): a sample this loud is sound, and sound ends after this long below it.
 LEVEL = 0.02  # of full scale
 LEVEL_GAP_MS = 250
@@ -45,6 +46,7 @@ TEMPLATE = """<div class="live" data-state="">
 
 def _script() -> str:
     config = {"mic_rate": MIC_RATE, "mic_block": MIC_BLOCK, "start_delay_s": START_DELAY_S, "notice_s": NOTICE_S,
+              "hold_max_s": HOLD_MAX_S,
               "silencing": SILENCING, "words": WORDS,
               "level": LEVEL, "level_gap_ms": LEVEL_GAP_MS}
     return f"const config = {json.dumps(config)};\n" + (_WEB / "live.js").read_text()

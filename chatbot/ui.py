@@ -81,17 +81,21 @@ def _paced(updates: Iterator[TurnUpdate], interval_s: float) -> Iterator[TurnUpd
         yield update
 
 
-def _to_page(updates: Iterator[TurnUpdate], session: ChatSession, interval_s: float, link: LiveLink | None):
+def _to_page(updates: Iterator[TurnUpdate], session: ChatSession, interval_s: float, link: LiveLink | None,
+             turn: int | None = None):
     """For the browser: (chat history, the live bar's cursor or skip, progress, notice or skip, session). The
     speech goes to the tab's live link, piece by piece, where the page's player fetches it as soon as the cursor
-    says it is ready (no link: nothing plays as it comes)."""
-    turn = link.begin_turn() if link is not None else 0
+    says it is ready (no link: nothing plays as it comes). `turn`: the link's number of a turn the server
+    started itself (chatbot/early_turn.py), whose speech already goes to the link."""
+    publish = turn is None
+    if turn is None:
+        turn = link.begin_turn() if link is not None else 0
     sent = None
     for update in _paced(updates, interval_s):
         notice = _new_notice(update, session)
         cursor = None
         if link is not None:
-            if update.speech:
+            if update.speech and publish:
                 link.publish(turn, update.speech)
             cursor = link.cursor(turn, update.stage)
         new = cursor is not None and cursor != sent
@@ -158,6 +162,13 @@ class _Handlers:
     def ui_spoken(self, session, voice, rate_percent, language, speak, autoplay, event: gr.EventData):
         """The live bar heard a whole utterance (talk mode, or the mic button pressed again): answer it."""
         link = self.links.get((event._data or {}).get("key"))
+        if link is not None:
+            self._remember_settings(link, voice, rate_percent, language, speak, autoplay)
+            early = link.take_early_turn()
+            if early is not None:  # the server started it the moment it heard the utterance
+                yield from _to_page(early.updates(), link.session, self.interval_s, link if autoplay else None,
+                                    turn=early.turn)
+                return
         utterance = link.take_utterance() if link is not None else None
         if utterance is None:  # a stale or forged event: nothing was heard
             session = self.session_of(session)
@@ -166,6 +177,16 @@ class _Handlers:
         turn = self.assistant.spoken_turn(link.session, utterance.samples, utterance.heard_at,
                                           self.options(voice, rate_percent, language, speak), utterance.transcript)
         yield from self._to_page(turn, link.session, autoplay)
+
+    def _remember_settings(self, link: LiveLink, voice, rate_percent, language, speak, autoplay) -> None:
+        """What the turns the server starts for this tab's microphone use."""
+        link.turn_options = self.options(voice, rate_percent, language, speak)
+        link.autoplay = autoplay is not False
+
+    def remember_settings(self, session, voice, rate_percent, language, speak, autoplay) -> None:
+        """A setting changed on the page."""
+        if session is not None:
+            self._remember_settings(self.links.link_of(session), voice, rate_percent, language, speak, autoplay)
 
     # Named parameters: gradio_client callers pass them by these names (predict("Hi", speak=False, ...)).
     def send_text(self, message, session, voice, rate_percent, language, speak):
@@ -185,14 +206,16 @@ class _Handlers:
             session.clear()
         return session, [], transcript.EMPTY_RECORD  # (None would not replace what the browser keeps)
 
-    def restore(self, record, request: gr.Request):
+    def restore(self, record, voice, rate_percent, language, speak, autoplay, request: gr.Request):
         """A page (re)load: the conversation this browser kept comes back, text and transcripts; the live bar
-        learns its link's key."""
+        learns its link's key, and its link the page's settings."""
         session = self.assistant.new_session()
         if record is not None:
             transcript.restore(session, record)
         self.open_tabs[request.session_hash] = session
-        return session, shown(session.messages), self.links.link_of(session).hello()
+        link = self.links.link_of(session)
+        self._remember_settings(link, voice, rate_percent, language, speak, autoplay)
+        return session, shown(session.messages), link.hello()
 
     def tab_closed(self, request: gr.Request) -> None:
         session = self.open_tabs.pop(request.session_hash, None)
@@ -278,6 +301,9 @@ def _wire_turns(page: Page, handlers: _Handlers) -> None:
 
 
 def _wire_controls(page: Page, handlers: _Handlers) -> None:
+    settings = [*page.settings, page.autoplay]
+    gr.on([setting.change for setting in settings], handlers.remember_settings, [page.session, *settings], None,
+          queue=False, **_PRIVATE)
     page.stop.click(handlers.stop, [page.session], None, queue=False, **_PRIVATE)
     page.live.interrupt(handlers.stop, [page.session], None, queue=False, **_PRIVATE)  # the live bar's Stop / Record
     gr.on([page.clear.click, page.chatbot.clear], handlers.clear, [page.session], [page.session, page.chatbot,
@@ -303,6 +329,7 @@ def build_ui(assistant: Assistant, *, title: str = "Voice Chatbot", browser_secr
         _wire_api(page, handlers)
         _wire_turns(page, handlers)
         _wire_controls(page, handlers)
-        demo.load(handlers.restore, [page.saved], [page.session, page.chatbot, page.live], **_PRIVATE)
+        demo.load(handlers.restore, [page.saved, *page.settings, page.autoplay], [page.session, page.chatbot,
+                                                                                 page.live], **_PRIVATE)
         demo.unload(handlers.tab_closed)
     return demo

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from audio.listen.end_of_turn import (SMART_TURN_FILE, WHEEL_LICENSE, WHEEL_MODEL, WINDOW_SAMPLES, EndOfTurnModelMissing,
-                               SmartTurn, extract_from_wheel, last_window, log_mel_features, smart_turn_path)
+                               SmartTurn, extract_from_wheel, last_window, log_mel_features, smart_turn_path,
+                               sounds_finished)
 from tests.media import aligned_piper, espeak, espeak_available, piper_with_pause, resample, speak
 
 RATE = 16_000
@@ -113,3 +114,13 @@ def test_finished_question_is_complete_and_sentence_cut_mid_way_is_not_espeak(tu
     p_finished, p_cut = turn_model.probabilities([finished, cut])
     assert p_finished > 0.8, p_finished
     assert p_cut < 0.3, p_cut
+
+
+@pytest.mark.parametrize("text, finished", [
+    ("What is the capital of France?", True), ("Why do cats purr", True), ("Is it going to rain today?", True),
+    ("Which one is the best?", True), ("I need a recipe.", True), ("Tell me a joke", True),
+    ("What is the capital of", False), ("I would like to know the", False), ("How do I make a good?", False),
+    ("Can you suggest an easy", False), ("I need a recipe for", False), ("Tell me about, um", False),
+    ("So I was thinking...", False), ("and then,", False), ("", False)])
+def test_a_transcript_reads_finished_unless_it_stops_on_a_word_that_needs_more(text, finished):
+    assert sounds_finished(text) is finished

@@ -113,6 +113,18 @@ def test_push_to_talk_transcribes_at_the_pause_so_the_press_finds_it_done(assist
     from tests.media import speak
 
     link = assistant.live_link(ChatSession(Conversation("")))
+    link._start_turn = None  # the utterance waits for the page's event (the next test: the server starts it)
+    rate = _record_question(link, piper)
+    assert link.hear({"mode": "ptt", "final": True, "rate": rate, "pcm": ""})["utterance"]
+    utterance = link.take_utterance()
+    assert utterance.transcript is not None  # made at the pause, before the press
+    assert "capital of france" in utterance.transcript.result(timeout=30).text.lower()
+
+
+def _record_question(link, piper) -> int:
+    """Push-to-talk: "What is the capital of France?" streamed in as the page sends it, not yet sent."""
+    from tests.media import speak
+
     rate, speech = speak(piper, "What is the capital of France?")
     samples = np.concatenate([np.zeros(rate // 2, np.float32), speech, np.zeros(rate, np.float32)])
     pcm16 = (np.clip(samples, -1, 1) * 32767).astype("<i2")
@@ -121,7 +133,28 @@ def test_push_to_talk_transcribes_at_the_pause_so_the_press_finds_it_done(assist
     for start in range(0, len(pcm16), block):
         chunk = base64.b64encode(pcm16[start:start + block].tobytes()).decode()
         link.hear({"mode": "ptt", "rate": rate, "pcm": chunk})
+    return rate
+
+
+@pytest.mark.slow
+def test_the_server_starts_the_spoken_turn_the_moment_it_is_heard(assistant, piper):
+    """No page event is needed for the answer to be written and spoken: the event only shows it."""
+    session = ChatSession(Conversation(""))
+    link = assistant.live_link(session)
+    rate = _record_question(link, piper)
     assert link.hear({"mode": "ptt", "final": True, "rate": rate, "pcm": ""})["utterance"]
-    utterance = link.take_utterance()
-    assert utterance.transcript is not None  # made at the pause, before the press
-    assert "capital of france" in utterance.transcript.result(timeout=30).text.lower()
+    assert link.take_utterance() is None  # nothing is left for the event to start...
+    early = link.take_early_turn()  # ...but the turn the server started, once
+    assert early is not None and link.take_early_turn() is None
+    assert early.join(60), "the turn did not end"
+    pieces = link.pieces_since(early.turn, 0)
+    assert pieces, "its speech was not made ready for the page's player"
+    updates = list(early.updates())  # what the event shows, afterwards
+    assert updates[-1].stage == "done"
+    assert "capital of france" in session.exchanges[-1].user.text.lower() and session.exchanges[-1].reply.text
+    # In talk mode every answer to the page's audio says how much of the turn's speech is ready.
+    link.hear({"mode": "talk", "start": True})
+    silence = base64.b64encode(np.zeros(1600, "<i2").tobytes()).decode()
+    cursor = link.hear({"mode": "talk", "rate": 16000, "pcm": silence})["speech"]
+    assert (cursor["turn"], cursor["ready"], cursor["stage"], cursor["key"]) == (early.turn, len(pieces), "done",
+                                                                                 link.key)

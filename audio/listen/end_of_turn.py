@@ -46,17 +46,25 @@ is are was were be been being am do does did have has had can could will would s
 my your his her its our their this these those some any no every each very really just more most
 i we you he she they me us him them um uh er erm hmm
 """.split())
+# "a"/"an" and then one of these, at the end ("How do I make a good"), waits for its noun: nothing ends there.
+ADJECTIVES_BEFORE_A_NOUN = frozenset("""
+good great bad big small little large huge tiny new old nice long short quick easy simple cheap healthy fast
+slow high low hot cold warm cool perfect fun safe strong real full fresh free hard soft light dark sweet
+beautiful special different better best typical proper decent
+""".split())
 _TRAILING_OFF = ("...", "…", ",", ";", ":", "-", "–", "—")
 
 
 def sounds_finished(text: str) -> bool:
     """Whether a transcript reads as a finished sentence: not empty, not trailing off ("...", a comma), and
-    not ending on a word that leaves the sentence open ("the", "of", "and", "how")."""
+    not ending on a word that leaves the sentence open ("the", "of", "and", "how", "a good")."""
     text = text.strip()
     if not text or text.endswith(_TRAILING_OFF):
         return False
-    words = text.rstrip(".?!\"')").split()
-    return bool(words) and words[-1].lower().strip(".,;:!?\"'()") not in UNFINISHED_ENDINGS
+    words = [w.lower().strip(".,;:!?\"'()") for w in text.rstrip(".?!\"')").split()]
+    if not words or words[-1] in UNFINISHED_ENDINGS:
+        return False
+    return not (len(words) >= 2 and words[-2] in ("a", "an") and words[-1] in ADJECTIVES_BEFORE_A_NOUN)
 
 
 class EndOfTurnModelMissing(FileNotFoundError):

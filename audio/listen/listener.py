@@ -3,6 +3,8 @@
 One `Listener` per session is fed the audio chunks as they stream in from the browser (`feed(rate, samples)`)
 and answers the events that happened in them, in order:
 
+    SpeechOnset     speech lasted hold_s: perhaps a user starting to talk (hold the answer being spoken)...
+    SpeechFaded     ...or not: that sound stopped short of min_speech_s (a cough): let the answer go on
     SpeechStarted   speech lasted min_speech_s: a user is talking (barge-in: stop the answer being spoken)
     SpeechPaused    pause_s of silence after speech; carries the utterance so far (transcribe it speculatively)
     SpeechResumed   the user went on after a pause: throw the speculative work away
@@ -39,6 +41,17 @@ log = logging.getLogger(__name__)
 
 EndReason = Literal["smart-turn", "hybrid", "silence", "too long", "stream ended"]
 Phase = Literal["idle", "speaking", "paused", "ignoring"]
+
+
+@dataclass(frozen=True)
+class SpeechOnset:
+    time_s: float  # when the sound had been speech for hold_s
+    speech_start_s: float
+
+
+@dataclass(frozen=True)
+class SpeechFaded:
+    time_s: float  # when the sound that made a SpeechOnset stopped, short of min_speech_s
 
 
 @dataclass(frozen=True)
@@ -79,7 +92,7 @@ class InputDropped:
     reason: Literal["faster than real time"]
 
 
-ListenerEvent = Union[SpeechStarted, SpeechPaused, SpeechResumed, TurnEnded, InputDropped]
+ListenerEvent = Union[SpeechOnset, SpeechFaded, SpeechStarted, SpeechPaused, SpeechResumed, TurnEnded, InputDropped]
 
 
 @dataclass(frozen=True)
@@ -196,6 +209,7 @@ class Listener:
         self._limiter = RateLimiter(config.max_rate, config.max_burst_s, clock)
         self._lock = threading.Lock()  # feed() from two threads at once would interleave the stream
         self._min_speech = _samples(config.min_speech_s)
+        self._hold = _samples(config.hold_s)  # 0: no SpeechOnset / SpeechFaded
         self._pause = _samples(config.pause_s)
         self._silence_timeout = _samples(config.silence_timeout_s)
         self._max_wait = _samples(config.max_wait_s)
@@ -218,6 +232,7 @@ class Listener:
             self._phase: Phase = "idle"
             self._in_speech = False  # the VAD's hysteresis state for the last frame
             self._run_start: int | None = None  # first sample of the current run of speech frames
+            self._onset_said = False  # a SpeechOnset went out for the current run, and no SpeechStarted yet
             self._utterance_start = 0  # first sample of the utterance (pre-roll included)
             self._speech_end = 0  # sample after the last speech frame of the utterance
             self._paused_audio: np.ndarray | None = None
@@ -312,9 +327,16 @@ class Listener:
         return frame_end - self._run_start
 
     def _step_idle(self, frame_end: int, run: int) -> list[ListenerEvent]:
+        if run == 0 and self._onset_said:
+            self._onset_said = False
+            return [SpeechFaded(frame_end / SAMPLE_RATE)]
         if run < self._min_speech:
+            if self._hold and run >= self._hold and not self._onset_said:
+                self._onset_said = True
+                return [SpeechOnset(frame_end / SAMPLE_RATE, (frame_end - run) / SAMPLE_RATE)]
             return []
         start = frame_end - run
+        self._onset_said = False
         self._phase = "speaking"
         self._utterance_start = max(self._buffer.start, start - self._preroll)
         self._speech_end = frame_end

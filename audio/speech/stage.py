@@ -47,6 +47,7 @@ class SpeechStage:
         self._closed = False
         self.error: BaseException | None = None
         self.first_audio_at: float | None = None  # time.perf_counter() when the first chunk was ready
+        self._first_settled = threading.Event()  # the first chunk is ready, or the worker ended without one
         self.synth_s = 0.0  # time spent synthesising, for the real-time factor
 
     def feed(self, delta: str) -> None:
@@ -91,6 +92,7 @@ class SpeechStage:
             log.exception("speech failed")
             self.error = e
         finally:
+            self._first_settled.set()
             self._audio.put(_DONE)
 
     def _synthesise(self, text: str) -> None:
@@ -98,12 +100,28 @@ class SpeechStage:
         for chunk in self._speaker.speak(text, self._voice):
             now = time.perf_counter()
             self.synth_s += now - started
+            self._audio.put(chunk)
             if self.first_audio_at is None:
                 self.first_audio_at = now
-            self._audio.put(chunk)
+                self._first_settled.set()
             if self._cancel.is_set():
                 return
             started = time.perf_counter()
+
+    def wait_for_first_audio(self, timeout_s: float) -> bool:
+        """While the first piece is being synthesised, wait (at most `timeout_s`, or until cancel) for its audio.
+        The turn calls this between tokens so that, on a CPU, the voice has the cores to itself for the sound
+        the user is waiting for. True if the wait ended with audio ready (or there was nothing to wait for)."""
+        if self._thread is None or self._first_settled.is_set():
+            return True
+        deadline = time.perf_counter() + timeout_s
+        while not self._cancel.is_set():
+            left = deadline - time.perf_counter()
+            if left <= 0:
+                return False
+            if self._first_settled.wait(min(left, _POLL_S)):
+                return True
+        return False
 
     def ready(self) -> list[SpeechChunk]:
         """Audio finished so far, without waiting."""

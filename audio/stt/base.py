@@ -26,8 +26,9 @@ class Transcriber(Protocol):
         """What runs and where, for the status line: `faster-whisper tiny.en · cpu int8`."""
         ...
 
-    def transcribe(self, audio: np.ndarray, language: str | None = None) -> Transcript:
-        """`language`: an ISO code, or None for the configured default ("auto" detects)."""
+    def transcribe(self, audio: np.ndarray, language: str | None = None, *, voiced: bool = False) -> Transcript:
+        """`language`: an ISO code, or None for the configured default ("auto" detects). `voiced`: the audio is
+        known to hold speech (the microphone listener's VAD heard it), so no silence needs cutting first."""
         ...
 
     def languages(self) -> list[str]:

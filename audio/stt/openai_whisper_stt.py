@@ -67,9 +67,9 @@ class OpenAIWhisperTranscriber:
 
         return ["auto", *LANGUAGES]
 
-    def transcribe(self, audio: np.ndarray, language: str | None = None) -> Transcript:
+    def transcribe(self, audio: np.ndarray, language: str | None = None, *, voiced: bool = False) -> Transcript:
         language = language or self._language
-        speech = speech_only(audio) if self._vad_filter else audio
+        speech = speech_only(audio) if self._vad_filter and not voiced else audio
         if speech.size == 0:
             return Transcript(text="", language=language if language != "auto" else "", audio_s=audio_seconds(audio))
         options = {"fp16": self._device == "cuda", "condition_on_previous_text": False}

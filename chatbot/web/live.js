@@ -114,6 +114,28 @@ function silence(why) {  // Stop, Record, the user talking over the answer: quie
   if (sources.length) log("silenced", { why });
   sources = [];
   nextStart = 0;
+  release(null);
+  showState();
+}
+
+// Talk mode: the moment the server hears what may be the user starting to speak, the answer is held (its
+// clock stops, so it goes on exactly where it was); at min_speech_s it is silenced (barge-in), and if the sound
+// was short (a cough) it goes on. The server says which; if it says nothing, the hold ends by itself.
+let held = null;  // the timer that ends a hold
+function hold() {
+  if (held || !speaking()) return;
+  speaker().suspend();
+  held = setTimeout(() => release("timeout"), config.hold_max_s * 1000);
+  log("held");
+  showState();
+}
+
+function release(why) {
+  if (!held) return;
+  clearTimeout(held);
+  held = null;
+  speaker().resume();
+  if (why) log("resumed", { why });
   showState();
 }
 
@@ -209,9 +231,16 @@ async function send(final) {
 function react(answer) {
   serverState = answer.state || "";
   if (answer.notice) notify(answer.notice);
+  if (answer.hold && !answer.resume) hold();
+  else if (answer.resume && !answer.hold && !answer.barge_in) release("short sound");
   if (answer.barge_in && (speaking() || answer.turn_running)) {
     silence("barge-in");
     log("barge_in");
+  }
+  if (answer.speech) {  // talk mode: the turn's speech so far (the server started the turn itself)
+    turnStage = answer.speech.stage || turnStage;
+    key = answer.speech.key || key;
+    pull(answer.speech);
   }
   if (answer.utterance) {
     log("utterance", { mode: answer.mode });
@@ -265,6 +294,7 @@ async function startTalking() {
 }
 
 function stopTalking() {
+  release("talk ended");
   closeMic();
   unsent = [];
   server.hear({ key, mode: "off", final: false, rate: config.mic_rate, pcm: "" }).catch(() => {});
@@ -296,6 +326,7 @@ function showState() {
   const recording = mic && mic.mode === "ptt";
   let state = "";
   if (recording) state = "recording";
+  else if (held) state = "hearing";  // the answer waits: is the user starting to speak?
   else if (speaking()) state = "speaking";
   else if (turnStage === "transcribing" || turnStage === "thinking") state = "thinking";
   else if (talk) state = serverState === "hearing" ? "hearing" : "listening";
@@ -306,7 +337,7 @@ function showState() {
   $(".live-talk").classList.toggle("on", !!talk);
   $(".live-talk").textContent = talk ? config.words.end_talk : config.words.talk;
   $(".live-stop").hidden = !speaking();
-  const locked = audioContext && audioContext.state === "suspended" && playing.have > 0;
+  const locked = audioContext && audioContext.state === "suspended" && playing.have > 0 && !held;
   $(".live-unlock").hidden = !locked;
 }
 
