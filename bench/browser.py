@@ -314,7 +314,9 @@ def talk_run(page, question: Spoken, server: ServerTurns) -> Row:
     if row.cutoff:
         row.note += f"{len(early)} utterance(s) before the question ended, {said} user messages; "
     row.figure_s = (sound["at"] - speech_end) / 1000
-    row.stages = _stages((utterance["t"] - speech_end) / 1000, (sound["at"] - utterance["t"]) / 1000, server.last())
+    row.note += _ready_via(page, utterance)
+    row.stages = _stages((utterance["t"] - speech_end) / 1000, (sound["at"] - utterance["t"]) / 1000, server.last(),
+                         _ready_s(page, utterance))
     return row
 
 
@@ -333,21 +335,40 @@ def ptt_run(page, question: Spoken, server: ServerTurns) -> Row:
     sound = first_after(page, "first_sound", "at", press)
     wait_turn_done(page, server)
     row.figure_s = (sound["at"] - press) / 1000
-    row.stages = _stages((utterance["t"] - press) / 1000, (sound["at"] - utterance["t"]) / 1000, server.last())
+    row.note += _ready_via(page, utterance)
+    row.stages = _stages((utterance["t"] - press) / 1000, (sound["at"] - utterance["t"]) / 1000, server.last(),
+                         _ready_s(page, utterance))
     return row
 
 
-def _stages(to_utterance_s: float, utterance_to_sound_s: float, timings: dict) -> dict[str, float]:
+def _stages(to_utterance_s: float, utterance_to_sound_s: float, timings: dict,
+            utterance_to_ready_s: float | None = None) -> dict[str, float]:
     """Where a spoken turn's time went. The server counts from when the utterance was complete (heard_at), a few
-    ms before the page logs `utterance`; the rest of utterance -> first sound is the page's and the transport's."""
+    ms before the page logs `utterance`; the rest of utterance -> first sound is the page's and the transport's:
+    until the page hears that speech is ready (`speech_ready`), then fetching, decoding and starting it."""
     stages = {"to utterance (page)": to_utterance_s}
     if {"turn_start_s", "stt_s", "first_token_s", "first_audio_s"} <= timings.keys():
         stages.update({"utterance -> turn starts on the server": timings["turn_start_s"],
                        "-> transcript ready": timings["stt_s"] - timings["turn_start_s"],
                        "-> first token": timings["first_token_s"] - timings["stt_s"],
-                       "-> first audio made": timings["first_audio_s"] - timings["first_token_s"],
-                       "-> first sound in the page": utterance_to_sound_s - timings["first_audio_s"]})
+                       "-> first audio made": timings["first_audio_s"] - timings["first_token_s"]})
+        if utterance_to_ready_s is None:
+            stages["-> first sound in the page"] = utterance_to_sound_s - timings["first_audio_s"]
+        else:
+            stages.update({"-> the page hears it is ready": utterance_to_ready_s - timings["first_audio_s"],
+                           "-> first sound in the page": utterance_to_sound_s - utterance_to_ready_s})
     return stages
+
+
+def _ready_s(page, utterance: dict) -> float | None:
+    """utterance -> the page's first `speech_ready` for the turn after it, seconds."""
+    ready = [e for e in events(page, "speech_ready") if e["t"] >= utterance["t"]]
+    return (ready[0]["t"] - utterance["t"]) / 1000 if ready else None
+
+
+def _ready_via(page, utterance: dict) -> str:
+    ready = [e for e in events(page, "speech_ready") if e["t"] >= utterance["t"]]
+    return f"speech ready via {ready[0]['via']}; " if ready else ""
 
 
 def text_run(page, question: Spoken, server: ServerTurns) -> Row:
@@ -469,7 +490,7 @@ def print_stages(title: str, rows: list[Row]) -> None:
     if not full:
         return
     for stage in full[0].stages:
-        print(f"  {stage:44s} {median_or_nan([r.stages[stage] for r in full]):6.2f} s")
+        print(f"  {stage:44s} {median_or_nan([r.stages.get(stage, float('nan')) for r in full]):6.2f} s")
     print(f"  {'= speech end / press -> first sound':44s} {median_or_nan([r.figure_s for r in full]):6.2f} s")
 
 

@@ -203,8 +203,10 @@ def main() -> None:
     vad, model = SileroVAD(), SmartTurn.from_cache(cfg.cache_path, talk.end_of_turn_threads)
     transcribe = transcribe_at_once(cfg)
     policies = {
-        f"hybrid (Smart Turn and the words, as the app: {cfg.stt.engine} embedded)":
+        f"hybrid (as the app: the words and Smart Turn at {talk.hybrid_threshold:g})":
             dataclasses.replace(talk, end_of_turn="hybrid"),
+        "hybrid, the model's threshold 0.5": dataclasses.replace(talk, end_of_turn="hybrid", hybrid_threshold=0.5),
+        "hybrid, the model's threshold 0.1": dataclasses.replace(talk, end_of_turn="hybrid", hybrid_threshold=0.1),
         f"smart-turn (config: threshold {talk.end_of_turn_threshold:g}, recheck {talk.recheck_s:g} s, max wait "
         f"{talk.max_wait_s:g} s)": dataclasses.replace(talk, end_of_turn="smart-turn"),
         "smart-turn, asked again every 0.2 s": dataclasses.replace(talk, end_of_turn="smart-turn", recheck_s=0.2),

@@ -105,7 +105,8 @@ class TTSConfig:
     max_chars: int  # longer replies are spoken up to here, and the cut is said
     first_piece_chars: int  # the first spoken piece may end at a clause once it is this long...
     first_piece_words: int  # ...or after this many words: speech starts early
-    first_piece_wait_s: float  # generation waits this long at most for the first piece's audio (0: never)
+    lead_s: float  # generation waits for the piece being spoken while less speech than this is ready (0: never)
+    lead_wait_s: float  # ...at most this long at a time
     piece_chars: int  # longer sentences are spoken in parts
 
 
@@ -150,6 +151,7 @@ class TalkConfig:
     pause_s: float  # silence after speech that counts as a pause: speculative work starts, the model is asked
     silence_timeout_s: float  # silence mode (and smart-turn when its model fails): silence that ends the turn
     end_of_turn_threshold: float  # P(turn complete) at or above which smart-turn ends the turn
+    hybrid_threshold: float  # hybrid: the P(turn complete) that, with words that read finished, ends the turn
     max_wait_s: float  # smart-turn: silence that ends the turn even when the model says it is unfinished
     recheck_s: float  # smart-turn: how often the model is asked again while it says unfinished
     end_of_turn_threads: int  # ONNX Runtime threads for one Smart Turn call

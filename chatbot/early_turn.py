@@ -50,8 +50,24 @@ class EarlyTurn:
             self._queue.put(_DONE)
 
     def updates(self) -> Iterator[TurnUpdate]:
-        """The turn's updates so far and from now on, each given once (to the page's `utterance` event)."""
-        return iter(self._queue.get, _DONE)
+        """The turn's updates from now on, for the page's `utterance` event. Those that piled up before it came
+        are given as the latest of them (each carries the whole chat; the speech went to the link already),
+        with every notice on the way: sent one by one, the backlog would hold up the page."""
+        while True:
+            batch = [self._queue.get()]
+            while True:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            ended = batch[-1] is _DONE
+            if ended:
+                batch.pop()
+            yield from (update for update in batch[:-1] if update.notice)
+            if batch:
+                yield batch[-1]
+            if ended:
+                return
 
     def join(self, timeout_s: float | None = None) -> bool:
         self._thread.join(timeout_s)

@@ -254,7 +254,7 @@ class Turn:
         """The reply's text as it is generated, and the speech made of it so far."""
         generate_started = time.perf_counter()
         pieces = 0
-        wait_s = self.assistant.speech.first_piece_wait_s
+        lead_s, wait_s = self.assistant.speech.lead_s, self.assistant.speech.lead_wait_s
         for delta in deltas:
             if pieces == 0:
                 self.timings["first_token_s"] = time.perf_counter() - self.started
@@ -263,8 +263,8 @@ class Turn:
             new_audio: list[SpeechChunk] = []
             if self.speech is not None:
                 self.speech.feed(delta)
-                if wait_s > 0:
-                    self.speech.wait_for_first_audio(wait_s)
+                if lead_s > 0:
+                    self.speech.wait_for_lead(lead_s, wait_s)
                 new_audio = self.speech.ready()
                 spoken += new_audio
             yield self.update("thinking", speech=tuple(new_audio))

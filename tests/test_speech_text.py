@@ -1,5 +1,6 @@
 import dataclasses
 import threading
+import time
 
 import pytest
 
@@ -53,3 +54,31 @@ def test_speech_stage_speaks_up_to_the_cap_then_says_where_the_rest_is(piper, cf
     assert worker.capped and spoken[-1] == "The rest is in the chat."
     assert sum(len(t) for t in spoken[:-1]) <= 120 and len(spoken) <= 4
     assert chunks and sum(len(c.samples) / c.sample_rate for c in chunks) < 20
+
+
+def test_the_reply_waits_for_the_voice_only_while_little_speech_is_ready(piper, cfg):
+    """tts.lead_s: the turn calls wait_for_lead between tokens; it returns once the piece being synthesised is
+    done while less than lead_s of speech is ready, and at once when enough is."""
+    stage = SpeechStage(piper, VoiceOptions(), threading.Event(), cfg.tts)
+    stage.wait_for_lead(1.0, 10)  # nothing being synthesised: nothing to wait for
+    stage.say("Here is the first piece of the answer, a sentence of a few seconds.")
+    stage.wait_for_lead(1.0, 10)
+    first = stage.ready()
+    assert first, "the wait ended before the first piece's audio was ready"
+    assert stage.ahead_s() > 1.0  # a few seconds of speech in hand...
+    stage.say("And a second piece, long enough that it takes a moment to synthesise, as answers do.")
+    stage.wait_for_lead(1.0, 10)  # ...so the reply goes on at once, while the voice works on the second piece
+    assert not stage.ready()
+    stage.finish()
+    assert list(stage.drain())
+
+
+def test_a_cancelled_turn_does_not_wait_for_its_voice(piper, cfg):
+    cancel = threading.Event()
+    stage = SpeechStage(piper, VoiceOptions(), cancel, cfg.tts)
+    stage.say("A sentence that would take a moment to synthesise, long enough to be waited for.")
+    cancel.set()
+    waited = time.perf_counter()
+    stage.wait_for_lead(1.0, 30)
+    assert time.perf_counter() - waited < 5, "it waited for the voice of a cancelled turn"
+    stage.stop()

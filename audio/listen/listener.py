@@ -397,7 +397,7 @@ class Listener:
             if self._reads_finished is None:
                 self._reads_finished = _reads_finished(self._transcript)
             finished = self._reads_finished
-            heard = self._probability is not None and self._probability >= self.config.end_of_turn_threshold
+            heard = self._probability is not None and self._probability >= self.config.hybrid_threshold
             if finished and heard:
                 return self._end("hybrid", frame_end)
             if finished:

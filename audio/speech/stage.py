@@ -47,7 +47,9 @@ class SpeechStage:
         self._closed = False
         self.error: BaseException | None = None
         self.first_audio_at: float | None = None  # time.perf_counter() when the first chunk was ready
-        self._first_settled = threading.Event()  # the first chunk is ready, or the worker ended without one
+        self._made_s = 0.0  # seconds of audio made so far
+        self._unspoken = 0  # pieces queued or being synthesised
+        self._progress = threading.Condition()  # notified when a piece is done (or the worker ends)
         self.synth_s = 0.0  # time spent synthesising, for the real-time factor
 
     def feed(self, delta: str) -> None:
@@ -80,6 +82,8 @@ class SpeechStage:
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name="speech-worker", daemon=True)
             self._thread.start()
+        with self._progress:
+            self._unspoken += 1
         self._pieces.put(speech)
 
     def _run(self) -> None:
@@ -88,11 +92,16 @@ class SpeechStage:
                 if self._cancel.is_set():
                     break
                 self._synthesise(text)
+                with self._progress:
+                    self._unspoken -= 1
+                    self._progress.notify_all()
         except Exception as e:  # reported to the turn, which keeps the text and says speech failed
             log.exception("speech failed")
             self.error = e
         finally:
-            self._first_settled.set()
+            with self._progress:
+                self._unspoken = 0
+                self._progress.notify_all()
             self._audio.put(_DONE)
 
     def _synthesise(self, text: str) -> None:
@@ -100,28 +109,32 @@ class SpeechStage:
         for chunk in self._speaker.speak(text, self._voice):
             now = time.perf_counter()
             self.synth_s += now - started
-            self._audio.put(chunk)
             if self.first_audio_at is None:
                 self.first_audio_at = now
-                self._first_settled.set()
+            self._made_s += len(chunk.samples) / chunk.sample_rate
+            self._audio.put(chunk)
             if self._cancel.is_set():
                 return
             started = time.perf_counter()
 
-    def wait_for_first_audio(self, timeout_s: float) -> bool:
-        """While the first piece is being synthesised, wait (at most `timeout_s`, or until cancel) for its audio.
-        The turn calls this between tokens so that, on a CPU, the voice has the cores to itself for the sound
-        the user is waiting for. True if the wait ended with audio ready (or there was nothing to wait for)."""
-        if self._thread is None or self._first_settled.is_set():
-            return True
+    def ahead_s(self) -> float:
+        """Seconds of speech made beyond what has played, had it started playing when the first chunk was made
+        (the page starts later, so it has more in hand than this)."""
+        if self.first_audio_at is None:
+            return 0.0
+        return self._made_s - (time.perf_counter() - self.first_audio_at)
+
+    def wait_for_lead(self, lead_s: float, timeout_s: float) -> None:
+        """While a piece is being synthesised and less than `lead_s` of speech is ready ahead of what plays, wait
+        for that piece (at most `timeout_s`, or until cancel). The turn calls this between tokens: on a CPU the
+        voice then has the cores when the listener would otherwise hear a gap, or wait for the first sound."""
         deadline = time.perf_counter() + timeout_s
-        while not self._cancel.is_set():
-            left = deadline - time.perf_counter()
-            if left <= 0:
-                return False
-            if self._first_settled.wait(min(left, _POLL_S)):
-                return True
-        return False
+        with self._progress:
+            while self._unspoken and self.ahead_s() < lead_s and not self._cancel.is_set():
+                left = deadline - time.perf_counter()
+                if left <= 0:
+                    return
+                self._progress.wait(min(left, _POLL_S))
 
     def ready(self) -> list[SpeechChunk]:
         """Audio finished so far, without waiting."""

@@ -79,7 +79,7 @@ function schedule(piece) {
   showState();
 }
 
-async function pull(cursor) {
+async function pull(cursor, via) {
   if (playing.turn !== null && cursor.turn < playing.turn) return;  // an older turn, still ending: not played
   if (cursor.turn !== playing.turn) {
     playing = { turn: cursor.turn, have: 0, muted: false,
@@ -87,6 +87,7 @@ async function pull(cursor) {
     stats.turns.push(playing.record);
   }
   if (playing.muted || cursor.ready <= playing.have) return;
+  if (!playing.have && !pulling) log("speech_ready", { turn: cursor.turn, via });
   if (pulling) { latest = cursor; return; }
   pulling = true;
   try {
@@ -103,7 +104,7 @@ async function pull(cursor) {
   } finally {
     pulling = false;
   }
-  if (latest) { const again = latest; latest = null; pull(again); }
+  if (latest) { const again = latest; latest = null; pull(again, "queued"); }
 }
 
 function silence(why) {  // Stop, Record, the user talking over the answer: quiet within a few ms
@@ -240,7 +241,7 @@ function react(answer) {
   if (answer.speech) {  // talk mode: the turn's speech so far (the server started the turn itself)
     turnStage = answer.speech.stage || turnStage;
     key = answer.speech.key || key;
-    pull(answer.speech);
+    pull(answer.speech, "microphone");
   }
   if (answer.utterance) {
     log("utterance", { mode: answer.mode });
@@ -365,7 +366,7 @@ watch("value", () => {
   if (cursor.turn === undefined || cursor.turn === null) return;
   turnStage = cursor.stage || "";
   showState();
-  pull(cursor);
+  pull(cursor, "event");
 });
 try { key = JSON.parse(props.value || "null")?.key || null; } catch (error) { /* no link yet */ }
 window.addEventListener("beforeunload", closeMic);
