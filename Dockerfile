@@ -19,6 +19,13 @@ COPY requirements.txt requirements-embedded.txt requirements-gpu.txt ./
 RUN pip install --no-cache-dir -r requirements.txt \
     && pip install --no-cache-dir --no-deps -r requirements-embedded.txt \
     && MAX_JOBS=4 pip install --no-cache-dir --no-build-isolation -r requirements-gpu.txt
+# Talk mode's end-of-turn model (Smart Turn v3.2, BSD-2): its ONNX file and licence, out of the pipecat-ai wheel
+# as scripts/setup.sh takes them; without it talk mode ends turns by silence alone.
+COPY audio ./audio
+COPY chatbot ./chatbot
+RUN pip download --no-cache-dir --no-deps --dest /tmp/wheels pipecat-ai==1.14.0 \
+    && python -m audio.listen.end_of_turn /tmp/wheels/pipecat_ai-1.14.0-*.whl /opt/cache \
+    && rm -rf /tmp/wheels
 
 FROM ${CUDA_RUNTIME}
 RUN apt-get update && apt-get install -y --no-install-recommends python3 ffmpeg curl \
@@ -34,6 +41,8 @@ WORKDIR /app
 COPY --chown=app:app app.py config.yaml ./
 COPY --chown=app:app audio ./audio
 COPY --chown=app:app chatbot ./chatbot
+# (a new volume starts with what the image has here)
+COPY --from=build --chown=app:app /opt/cache/smart-turn /home/app/.cache/voice-chatbot/smart-turn
 USER app
 RUN mkdir -p /home/app/.cache
 VOLUME /home/app/.cache

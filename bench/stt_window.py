@@ -1,7 +1,7 @@
 """Speech to text of what the microphone listener heard: Whisper's encoder on a window fitted to the audio
 (`stt.window_margin_s`) against the usual 30 s window, on the same clips, alternating, in one run.
 
-    .venv/bin/python bench/stt_window.py [--margin 1.0]
+    .venv/bin/python bench/stt_window.py [--margin SECONDS]   (default: the config's stt.window_margin_s)
 
 The clips are the benchmark questions and the halves of paused questions (what talk mode transcribes at a
 pause), spoken by Piper and espeak-ng, with 0.3 s of silence either side as the listener keeps. Both ways use
@@ -65,7 +65,7 @@ def words(text: str) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--margin", type=float, default=1.0, help="stt.window_margin_s for the fitted window")
+    parser.add_argument("--margin", type=float, default=None, help="stt.window_margin_s for the fitted window")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("audio.stt.faster_whisper_stt").setLevel(logging.INFO)  # says when it falls back
@@ -74,6 +74,8 @@ def main() -> None:
     from chatbot.engines import build_transcriber
 
     cfg = load_config(overrides={"device": "cpu", "stt.model": "embedded"})
+    if args.margin is None:
+        args.margin = cfg.stt.window_margin_s
     fitted, _ = build_transcriber(dataclasses.replace(cfg.stt, window_margin_s=args.margin), "cpu", cfg.cache_path)
     full, _ = build_transcriber(dataclasses.replace(cfg.stt, window_margin_s=0.0), "cpu", cfg.cache_path)
     print(f"STT: {fitted.description}, beam {cfg.stt.beam_size}; window margin {args.margin} s")

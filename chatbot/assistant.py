@@ -20,7 +20,7 @@ from chatbot.early_turn import EarlyTurn
 from chatbot.live import LiveLink, Utterance
 from chatbot.malloc import release_free_memory
 from chatbot.session import ChatSession, UserInput
-from chatbot.turn import Turn, TurnOptions, TurnUpdate
+from chatbot.turn import Turn, TurnGate, TurnOptions, TurnUpdate
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,7 @@ class Assistant:
         self.speech = cfg.tts  # the speech stage's settings (piece lengths, the spoken-length cap)
         self.default_rate_percent = cfg.tts.rate_percent
         self.default_language = cfg.stt.language
+        self.speculate = cfg.talk.speculate  # talk mode starts answering at each pause
         # Runs when each turn ends, however it ends: freed memory goes back to the system.
         self.after_turn = release_free_memory if cfg.server.malloc_trim else _nothing
         # Transcriptions started at a pause in talk mode, one at a time (the transcriber decodes one at a time).
@@ -59,13 +60,15 @@ class Assistant:
             return LiveLink(session, self.limits, None)
         return LiveLink(session, self.limits,
                         lambda ends_turns: listening.listener(self._transcribe_soon, ends_turns=ends_turns),
-                        self._start_spoken_turn)
+                        self._start_spoken_turn, speculate=self.speculate)
 
-    def _start_spoken_turn(self, link: LiveLink, utterance: Utterance) -> EarlyTurn:
-        """The turn answering what the microphone heard, started the moment it was heard (its link's settings)."""
+    def _start_spoken_turn(self, link: LiveLink, utterance: Utterance, tentative: bool = False) -> EarlyTurn:
+        """The turn answering what the microphone heard, started the moment it was heard (its link's settings);
+        `tentative`: at a pause, before the end of the turn is decided (EarlyTurn.commit / discard)."""
+        gate = TurnGate() if tentative else None
         updates = self.spoken_turn(link.session, utterance.samples, utterance.heard_at,
-                                   link.turn_options or TurnOptions(), utterance.transcript)
-        return EarlyTurn(updates, link, publish=link.autoplay)
+                                   link.turn_options or TurnOptions(), utterance.transcript, gate)
+        return EarlyTurn(updates, link, publish=link.autoplay, gate=gate, audio=utterance.samples)
 
     def _transcribe_soon(self, samples: np.ndarray) -> Future:
         """Transcribe what was said up to a pause, in the background: ready, or nearly, when the turn ends."""
@@ -96,20 +99,27 @@ class Assistant:
         yield from Turn(self, session, options, UserInput(audio=Path(audio_path), spoken=True)).run_voice()
 
     def spoken_turn(self, session: ChatSession, samples: np.ndarray, heard_at: float,
-                    options: TurnOptions = TurnOptions(), transcript: Future | None = None) -> Iterator[TurnUpdate]:
+                    options: TurnOptions = TurnOptions(), transcript: Future | None = None,
+                    gate: TurnGate | None = None) -> Iterator[TurnUpdate]:
         """What the microphone streamed in (16 kHz float32), complete at `heard_at` (time.perf_counter()): kept
-        as a file for replay and Retry, transcribed from memory (or by `transcript`, started at the pause)."""
-        refusal = self._rate_limited(session)
+        as a file for replay and Retry, transcribed from memory (or by `transcript`, started at the pause).
+        `gate`: a turn started at a pause, confirmed (or not) when the end of the turn is decided; it counts
+        towards the rate limit once confirmed, and its file goes if it is not."""
+        refusal = self._rate_limited(session) if gate is None else ""
         if refusal:
             yield _refused(session, refusal)
             return
+        if gate is not None:
+            gate.when_open(lambda: self._rate_limited(session))
         try:
             path = self.store.save_wav(SAMPLE_RATE, samples, kind="heard")
         except OSError as e:  # the turn goes on without a file: no replay, and Retry sends the transcript
             log.warning("could not keep the recording (%s)", e)
             path = None
+        if gate is not None and path is not None:
+            gate.when_closed(lambda: path.unlink(missing_ok=True))
         user = UserInput(audio=path, spoken=True)
-        yield from Turn(self, session, options, user, started=heard_at).run_voice(samples, transcript)
+        yield from Turn(self, session, options, user, started=heard_at, gate=gate).run_voice(samples, transcript)
 
     def retry_turn(self, session: ChatSession, options: TurnOptions = TurnOptions()) -> Iterator[TurnUpdate]:
         """Send the last message again: after a failed turn, or for a new answer to one that was answered.

@@ -149,6 +149,7 @@ class TalkConfig:
     min_speech_s: float  # speech this long starts an utterance (the barge-in signal); shorter sounds are ignored
     hold_s: float  # speech this long holds (pauses) the answer playing, until min_speech_s says stop or go on
     pause_s: float  # silence after speech that counts as a pause: speculative work starts, the model is asked
+    speculate: bool  # at a pause, start answering (held until the turn's end is decided; dropped if the user goes on)
     silence_timeout_s: float  # silence mode (and smart-turn when its model fails): silence that ends the turn
     end_of_turn_threshold: float  # P(turn complete) at or above which smart-turn ends the turn
     hybrid_threshold: float  # hybrid: the P(turn complete) that, with words that read finished, ends the turn

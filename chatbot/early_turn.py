@@ -6,6 +6,10 @@ It runs in a thread of its own. Its speech goes to the tab's live link as it is 
 hears of new pieces in the answers to its microphone audio, every 64 ms); its updates wait here for the page's
 event, which shows them in the chat. A turn whose event never comes (the tab went away) ends as every turn
 does: at its end, or when the tab's close stops the session.
+
+In talk mode a turn can start tentatively, at a pause, while the end of the turn is still being decided
+(`talk.speculate`): it transcribes, writes and speaks, but its speech is held and its exchange kept out of the
+chat until the listener ends the turn with that very audio (`commit`); if the user goes on, it is discarded.
 """
 
 from __future__ import annotations
@@ -15,7 +19,9 @@ import queue
 import threading
 from typing import TYPE_CHECKING, Iterator
 
-from chatbot.turn import TurnUpdate
+import numpy as np
+
+from chatbot.turn import TurnGate, TurnUpdate
 
 if TYPE_CHECKING:
     from chatbot.live import LiveLink
@@ -26,12 +32,18 @@ _DONE = object()
 
 
 class EarlyTurn:
-    def __init__(self, updates: Iterator[TurnUpdate], link: LiveLink, *, publish: bool):
+    def __init__(self, updates: Iterator[TurnUpdate], link: LiveLink, *, publish: bool,
+                 gate: TurnGate | None = None, audio: np.ndarray | None = None):
         """`updates`: the turn (not started yet); `publish`: its speech is played as it comes (the page's
-        autoplay), else only kept in the chat."""
+        autoplay), else only kept in the chat. `gate`: a tentative turn (started at a pause), whose speech is
+        held until `commit()`; `discard()` stops it. `audio`: what it answers (to match the turn's end)."""
         self._updates = updates
         self._link = link
         self._publish = publish
+        self._gate = gate
+        self.audio = audio
+        self._held: list = []  # speech made before the commit
+        self._lock = threading.Lock()
         self.turn = link.begin_turn()  # the link's number for this turn's speech
         self._queue: queue.Queue = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="early-turn", daemon=True)
@@ -41,8 +53,13 @@ class EarlyTurn:
         try:
             for update in self._updates:
                 if update.speech and self._publish:
-                    self._link.publish(self.turn, update.speech)
-                self._link.cursor(self.turn, update.stage)  # the stage, for the page's state
+                    with self._lock:
+                        if self._gate is None or self._gate.opened:
+                            self._link.publish(self.turn, update.speech)
+                        else:
+                            self._held.extend(update.speech)
+                if self._gate is None or self._gate.opened:  # (a pause is not "thinking" for the page)
+                    self._link.cursor(self.turn, update.stage)  # the stage, for the page's state
                 self._queue.put(update)
         except Exception:  # a turn reports its own failures as updates; this is a bug, kept in the log
             log.exception("a spoken turn started by the server failed")
@@ -68,6 +85,20 @@ class EarlyTurn:
                 yield batch[-1]
             if ended:
                 return
+
+    def commit(self) -> None:
+        """The user had finished: the turn is confirmed, its speech so far goes to the page, the rest as made."""
+        with self._lock:
+            if self._gate is not None:
+                self._gate.open()
+            if self._held:
+                self._link.publish(self.turn, tuple(self._held))
+                self._held = []
+
+    def discard(self) -> None:
+        """The user went on: the turn stops and leaves nothing in the chat or the conversation."""
+        if self._gate is not None:
+            self._gate.close()
 
     def join(self, timeout_s: float | None = None) -> bool:
         self._thread.join(timeout_s)

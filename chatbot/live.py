@@ -61,15 +61,19 @@ class _Piece:
 
 class LiveLink:
     def __init__(self, session: ChatSession, limits: LimitsConfig, make_listener: Callable[[bool], object] | None,
-                 start_turn: Callable[[LiveLink, Utterance], object] | None = None):
+                 start_turn: Callable[..., object] | None = None, *, speculate: bool = False):
         self.key = secrets.token_urlsafe(18)  # unguessable: the page names its link with it
         self.session = session
         self._limits = limits
         # make_listener(ends_turns): a Listener for talk mode (True), or one that only hears pauses, for
         # push-to-talk (False); None when the listening models are missing.
         self._make_listener = make_listener
-        # start_turn(link, utterance): the turn answering a finished utterance, started now (an EarlyTurn).
+        # start_turn(link, utterance, tentative=False): the turn answering an utterance, started now (an
+        # EarlyTurn); tentative: at a pause in talk mode (`speculate`), confirmed when the turn ends with it.
         self._start_turn = start_turn
+        self._speculate = speculate and start_turn is not None
+        self._tentative = None  # the turn started at the latest pause
+        self._after: list[Callable[[], None]] = []  # what hear() does once it has let go of the lock
         self.turn_options = None  # the page's settings (a TurnOptions) for the turns started here; None: defaults
         self.autoplay = True  # the page plays speech as it comes
         self._early = None  # the turn started here, until the page's event takes it
@@ -131,6 +135,7 @@ class LiveLink:
         with self._lock:
             self._mode, self._listener, self._utterance, self._speculating = "off", None, None, None
             self._recording, self._recorded, self._pieces, self._early = [], 0, [], None
+        self._drop_tentative()
 
     def take_utterance(self) -> Utterance | None:
         with self._lock:
@@ -149,17 +154,47 @@ class LiveLink:
         if mode not in ("off", "ptt", "talk"):
             raise LiveInputError(f"unknown microphone mode {mode!r}")
         with self._lock:
+            self._after = []
             answer = self._hear(mode, message)
-            utterance = None
-            if answer.get("utterance") and self._start_turn is not None:
-                utterance, self._utterance = self._utterance, None
             if mode == "talk" and self.turn:
                 answer["speech"] = self._cursor()  # the page's player fetches the pieces it has not played
-        if utterance is not None:  # outside the lock: the turn's first step begins a turn on this link
-            early = self._start_turn(self, utterance)
-            with self._lock:
-                self._early = early
+            after = self._after
+        for action in after:  # outside the lock: starting a turn begins a turn on this link
+            action()
         return answer
+
+    def _heard(self, utterance: Utterance) -> None:
+        """A finished utterance (under the lock): its turn starts once hear() lets go, or waits for the page."""
+        if self._start_turn is None:
+            self._utterance = utterance
+        else:
+            self._after.append(lambda: self._answer(utterance))
+
+    def _answer(self, utterance: Utterance) -> None:
+        """Confirm the turn started at the pause if it answers this very audio, else start one."""
+        with self._lock:
+            tentative, self._tentative = self._tentative, None
+        if tentative is not None and tentative.audio is utterance.samples:
+            tentative.commit()
+            early = tentative
+        else:
+            if tentative is not None:
+                tentative.discard()
+            early = self._start_turn(self, utterance)
+        with self._lock:
+            self._early = early
+
+    def _begin_tentative(self, utterance: Utterance) -> None:
+        self._drop_tentative()
+        tentative = self._start_turn(self, utterance, tentative=True)
+        with self._lock:
+            self._tentative = tentative
+
+    def _drop_tentative(self) -> None:
+        with self._lock:
+            tentative, self._tentative = self._tentative, None
+        if tentative is not None:
+            tentative.discard()
 
     def _hear(self, mode: Mode, message: dict) -> dict:
         if mode == "off":
@@ -214,7 +249,7 @@ class LiveLink:
         if len(samples) < self._limits.min_audio_s * SAMPLE_RATE:
             return {"state": "", "closed": True, "notice": f"That recording is only {len(samples) / SAMPLE_RATE:.1f} s "
                     f"long. Keep the microphone on while you speak (at least {self._limits.min_audio_s:g} s)."}
-        self._utterance = Utterance(samples, time.perf_counter(), 0.0, "ptt", transcript)
+        self._heard(Utterance(samples, time.perf_counter(), 0.0, "ptt", transcript))
         return {"state": "", "utterance": True, "mode": "ptt", "notice": notice, "closed": True}
 
     def _hear_pauses(self, audio: np.ndarray) -> None:
@@ -249,9 +284,15 @@ class LiveLink:
                     self.session.stop()
             elif isinstance(event, (SpeechPaused, SpeechResumed)):
                 self._follow_speculation(event)
+                if self._speculate and isinstance(event, SpeechPaused):  # answer now, confirm at the end
+                    paused = Utterance(event.audio, time.perf_counter(), event.time_s - event.speech_end_s, "talk",
+                                       event.transcript)
+                    self._after.append(lambda: self._begin_tentative(paused))
+                elif self._speculate:
+                    self._after.append(self._drop_tentative)  # the user went on
             elif isinstance(event, TurnEnded):
                 silence_s = max(0.0, event.time_s - event.speech_end_s)
-                self._utterance = Utterance(event.audio, time.perf_counter(), silence_s, "talk", event.transcript)
+                self._heard(Utterance(event.audio, time.perf_counter(), silence_s, "talk", event.transcript))
                 self._speculating = None
                 answer["utterance"] = True
                 log.info("turn ended (%s) after %.2f s of silence", event.reason, silence_s)

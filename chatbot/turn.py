@@ -55,6 +55,61 @@ class TurnUpdate:
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage, for logs and benchmarks
 
 
+class TurnGate:
+    """Holds a turn's effects on its session back until the turn is confirmed: talk mode starts answering at a
+    pause, before it knows whether the user has finished. Until `open()` the exchange is not in the chat and
+    nothing is remembered (the speech is held by chatbot/early_turn.py); `close()` (the user went on) stops the
+    turn, which then leaves no trace."""
+
+    def __init__(self) -> None:
+        self._state: Literal["pending", "open", "closed"] = "pending"
+        self._changed = threading.Condition()
+        self._on_open: list[Callable[[], object]] = []
+        self._on_close: list[Callable[[], object]] = []
+
+    @property
+    def opened(self) -> bool:
+        return self._state == "open"
+
+    def when_open(self, action: Callable[[], object]) -> None:
+        with self._changed:
+            if self._state == "pending":
+                self._on_open.append(action)
+                return
+        if self._state == "open":
+            action()
+
+    def when_closed(self, action: Callable[[], object]) -> None:
+        with self._changed:
+            if self._state == "pending":
+                self._on_close.append(action)
+                return
+        if self._state == "closed":
+            action()
+
+    def open(self) -> None:
+        self._settle("open", self._on_open)
+
+    def close(self) -> None:
+        self._settle("closed", self._on_close)
+
+    def _settle(self, state: Literal["open", "closed"], actions: list[Callable[[], object]]) -> None:
+        with self._changed:
+            if self._state != "pending":
+                return
+            self._state = state
+            self._changed.notify_all()
+        for action in actions:
+            action()
+
+    def wait(self, cancel: threading.Event) -> bool:
+        """Until the gate opens (True), or closes or the turn is cancelled (False)."""
+        with self._changed:
+            while self._state == "pending" and not cancel.is_set():
+                self._changed.wait(_POLL_S)
+            return self._state == "open"
+
+
 class TurnServices(Protocol):
     """What a turn uses of what every session shares (the Assistant): read at each use, so settings may change."""
 
@@ -67,7 +122,7 @@ class TurnServices(Protocol):
 
 class Turn:
     def __init__(self, assistant: TurnServices, session: ChatSession, options: TurnOptions, user: UserInput,
-                 started: float | None = None):
+                 started: float | None = None, gate: TurnGate | None = None):
         # When the user's input was complete (time.perf_counter()): time to first audio counts from here.
         self.started = time.perf_counter() if started is None else started
         self.assistant = assistant
@@ -75,7 +130,12 @@ class Turn:
         self.options = options
         self.cancel: threading.Event = session.begin_turn()
         self.exchange = Exchange(user)
-        session.exchanges.append(self.exchange)
+        self.gate = gate
+        if gate is None:
+            session.exchanges.append(self.exchange)
+        else:  # shown once confirmed; stopped if the user goes on
+            gate.when_open(lambda: session.exchanges.append(self.exchange))
+            gate.when_closed(self.cancel.set)
         self.timings: dict[str, float] = {}
         self.speech: SpeechStage | None = None
 
@@ -203,6 +263,9 @@ class Turn:
         if not reply:
             yield self.fail("The model gave an empty answer. Please rephrase and try again.")
             return
+        if self.gate is not None and not self.gate.wait(self.cancel):  # remembered only once confirmed
+            yield self._stopped(committed=False)
+            return
         self.exchange.status = "answered"
         self.session.conversation.commit(self.exchange.user.text, reply)
         if self.speech is None:
@@ -309,7 +372,7 @@ class Turn:
         if self.speech is not None:
             self.speech.stop()
         reply = self.exchange.reply.text
-        if reply and not committed:
+        if reply and not committed and (self.gate is None or self.gate.opened):
             self.session.conversation.commit(self.exchange.user.text, reply)
         self.exchange.reply.audio = None
         self.exchange.status = "stopped"

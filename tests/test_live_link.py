@@ -3,6 +3,7 @@ limits, and the answer's speech handed out piece by piece."""
 
 import base64
 import json
+import time
 
 import numpy as np
 import pytest
@@ -158,3 +159,65 @@ def test_the_server_starts_the_spoken_turn_the_moment_it_is_heard(assistant, pip
     cursor = link.hear({"mode": "talk", "rate": 16000, "pcm": silence})["speech"]
     assert (cursor["turn"], cursor["ready"], cursor["stage"], cursor["key"]) == (early.turn, len(pieces), "done",
                                                                                  link.key)
+
+
+def _talk(link, samples: np.ndarray, rate: int) -> list[dict]:
+    """Talk mode: `samples` streamed in as the page sends them, 0.1 s a call, as fast as real time; the answers."""
+    pcm16 = (np.clip(samples, -1, 1) * 32767).astype("<i2")
+    answers = [link.hear({"mode": "talk", "start": True})]
+    block = rate // 10
+    began = time.monotonic()
+    for start in range(0, len(pcm16), block):
+        time.sleep(max(0.0, began + start / rate - time.monotonic()))
+        chunk = base64.b64encode(pcm16[start:start + block].tobytes()).decode()
+        answers.append(link.hear({"mode": "talk", "rate": rate, "pcm": chunk}))
+    return answers
+
+
+@pytest.mark.slow
+def test_talk_mode_answers_at_the_pause_and_plays_it_when_the_turn_ends_there(assistant, piper):
+    """talk.speculate: the answer started at the pause is the one given when the turn ends with that audio."""
+    from tests.media import speak
+
+    session = ChatSession(Conversation(""))
+    link = assistant.live_link(session)
+    rate, speech = speak(piper, "What is the capital of France?")
+    answers = _talk(link, np.concatenate([np.zeros(rate // 2, np.float32), speech, np.zeros(3 * rate, np.float32)]),
+                    rate)
+    assert sum(bool(a.get("utterance")) for a in answers) == 1
+    early = link.take_early_turn()
+    assert early is not None and early.join(60)
+    assert len(session.exchanges) == 1 and session.exchanges[0].status == "answered"
+    assert "capital of france" in session.exchanges[0].user.text.lower()
+    assert link.pieces_since(early.turn, 0), "the answer's speech was held back, not given"
+    assert len(session.conversation.turns) == 1
+
+
+@pytest.mark.slow
+def test_an_answer_started_at_a_pause_the_user_talks_on_from_leaves_no_trace(assistant, caplog, monkeypatch):
+    """The user pauses mid-sentence, the answer starts, the user goes on: that answer is stopped, never shown,
+    spoken or remembered, and its recording is gone; the whole sentence is answered."""
+    import dataclasses
+
+    from tests.media import PAUSE_MARK, aligned_piper, piper_with_pause
+
+    listening = assistant.engines.listening  # turns end after 2 s of silence: the 1.2 s pause is surely a pause
+    monkeypatch.setattr(assistant.engines, "listening", dataclasses.replace(
+        listening, talk=dataclasses.replace(listening.talk, end_of_turn="silence", silence_timeout_s=2.0)))
+    session = ChatSession(Conversation(""))
+    link = assistant.live_link(session)
+    heard_before = set(assistant.store.root.glob("heard-*"))
+    rate, speech = piper_with_pause(aligned_piper(), f"I would like to know the {PAUSE_MARK} weather in London today.",
+                                    1.2)  # long enough for the answer to get going in it
+    with caplog.at_level("INFO", logger="chatbot.turn"):
+        answers = _talk(link, np.concatenate([np.zeros(rate // 2, np.float32), speech,
+                                              np.zeros(4 * rate, np.float32)]), rate)
+        early = link.take_early_turn()
+        assert early is not None and early.join(60)
+    assert "turn stopped" in caplog.text  # the answer started in the pause
+    assert [bool(a.get("utterance")) for a in answers].count(True) == 1
+    assert [e.status for e in session.exchanges] == ["answered"]
+    assert "london" in session.exchanges[0].user.text.lower()
+    assert len(session.conversation.turns) == 1
+    kept = set(assistant.store.root.glob("heard-*")) - heard_before
+    assert len(kept) == 1, "the recording of the dropped answer was kept"
