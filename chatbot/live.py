@@ -156,11 +156,13 @@ class LiveLink:
         with self._lock:
             self._after = []
             answer = self._hear(mode, message)
-            if mode == "talk" and self.turn:
-                answer["speech"] = self._cursor()  # the page's player fetches the pieces it has not played
             after = self._after
         for action in after:  # outside the lock: starting a turn begins a turn on this link
             action()
+        if mode == "talk":
+            with self._lock:  # (after: a turn confirmed just now has its first speech ready already)
+                if self.turn:
+                    answer["speech"] = self._cursor()  # the page's player fetches the pieces it has not played
         return answer
 
     def _heard(self, utterance: Utterance) -> None:
