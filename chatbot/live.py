@@ -199,6 +199,8 @@ class LiveLink:
             tentative.discard()
 
     def _hear(self, mode: Mode, message: dict) -> dict:
+        if mode == "off" or message.get("start"):
+            self._after.append(self._drop_tentative)  # talk mode ended, or a new recording: no pause is pending
         if mode == "off":
             self._mode, self._listener = "off", None
             return {"state": ""}

@@ -72,19 +72,18 @@ class TurnGate:
         return self._state == "open"
 
     def when_open(self, action: Callable[[], object]) -> None:
-        with self._changed:
-            if self._state == "pending":
-                self._on_open.append(action)
-                return
-        if self._state == "open":
-            action()
+        self._when("open", self._on_open, action)
 
     def when_closed(self, action: Callable[[], object]) -> None:
+        self._when("closed", self._on_close, action)
+
+    def _when(self, state: str, waiting: list[Callable[[], object]], action: Callable[[], object]) -> None:
+        """Run `action` when the gate settles in `state` (now, if it has)."""
         with self._changed:
             if self._state == "pending":
-                self._on_close.append(action)
+                waiting.append(action)
                 return
-        if self._state == "closed":
+        if self._state == state:
             action()
 
     def open(self) -> None:

@@ -121,6 +121,7 @@ def test_finished_question_is_complete_and_sentence_cut_mid_way_is_not_espeak(tu
     ("Which one is the best?", True), ("I need a recipe.", True), ("Tell me a joke", True),
     ("What is the capital of", False), ("I would like to know the", False), ("How do I make a good?", False),
     ("Can you suggest an easy", False), ("I need a recipe for", False), ("Tell me about, um", False),
-    ("So I was thinking...", False), ("and then,", False), ("", False)])
+    ("So I was thinking...", False), ("and then,", False), ("", False), ("Actually.", False), ("Well", False),
+    ("Yes.", True), ("Actually, I am fine.", True)])
 def test_a_transcript_reads_finished_unless_it_stops_on_a_word_that_needs_more(text, finished):
     assert sounds_finished(text) is finished

@@ -119,7 +119,7 @@ def test_push_to_talk_transcribes_at_the_pause_so_the_press_finds_it_done(assist
     assert link.hear({"mode": "ptt", "final": True, "rate": rate, "pcm": ""})["utterance"]
     utterance = link.take_utterance()
     assert utterance.transcript is not None  # made at the pause, before the press
-    assert "capital of france" in utterance.transcript.result(timeout=30).text.lower()
+    assert "capital of" in utterance.transcript.result(timeout=30).text.lower()  # (tiny.en: "France" or "friends")
 
 
 def _record_question(link, piper) -> int:
@@ -152,7 +152,7 @@ def test_the_server_starts_the_spoken_turn_the_moment_it_is_heard(assistant, pip
     assert pieces, "its speech was not made ready for the page's player"
     updates = list(early.updates())  # what the event shows, afterwards
     assert updates[-1].stage == "done"
-    assert "capital of france" in session.exchanges[-1].user.text.lower() and session.exchanges[-1].reply.text
+    assert "capital of" in session.exchanges[-1].user.text.lower() and session.exchanges[-1].reply.text
     # In talk mode every answer to the page's audio says how much of the turn's speech is ready.
     link.hear({"mode": "talk", "start": True})
     silence = base64.b64encode(np.zeros(1600, "<i2").tobytes()).decode()
@@ -188,7 +188,7 @@ def test_talk_mode_answers_at_the_pause_and_plays_it_when_the_turn_ends_there(as
     early = link.take_early_turn()
     assert early is not None and early.join(60)
     assert len(session.exchanges) == 1 and session.exchanges[0].status == "answered"
-    assert "capital of france" in session.exchanges[0].user.text.lower()
+    assert "capital of" in session.exchanges[0].user.text.lower()
     assert link.pieces_since(early.turn, 0), "the answer's speech was held back, not given"
     assert len(session.conversation.turns) == 1
 
@@ -221,3 +221,26 @@ def test_an_answer_started_at_a_pause_the_user_talks_on_from_leaves_no_trace(ass
     assert len(session.conversation.turns) == 1
     kept = set(assistant.store.root.glob("heard-*")) - heard_before
     assert len(kept) == 1, "the recording of the dropped answer was kept"
+
+
+@pytest.mark.slow
+def test_ending_talk_mode_in_a_pause_drops_the_answer_started_there(assistant, piper, monkeypatch):
+    """Talk ended (or a recording started) while an answer waits at a pause for the turn's end: it is dropped,
+    and nothing is left running."""
+    import dataclasses
+
+    from tests.media import speak
+
+    listening = assistant.engines.listening  # turns end after 2 s of silence: 0.5 s is a pause, surely
+    monkeypatch.setattr(assistant.engines, "listening", dataclasses.replace(
+        listening, talk=dataclasses.replace(listening.talk, end_of_turn="silence", silence_timeout_s=2.0)))
+    session = ChatSession(Conversation(""))
+    link = assistant.live_link(session)
+    rate, speech = speak(piper, "What is the capital of France?")
+    answers = _talk(link, np.concatenate([np.zeros(rate // 2, np.float32), speech,
+                                          np.zeros(rate // 2, np.float32)]), rate)
+    assert not any(a.get("utterance") for a in answers)
+    assert session.running == 1, "no answer was started at the pause"
+    link.hear({"mode": "off"})
+    assert session.wait_until_idle(10), "the answer started at the pause kept running"
+    assert session.exchanges == [] and session.conversation.turns == []

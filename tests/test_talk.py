@@ -95,7 +95,8 @@ def test_talk_mode_two_turns_from_the_microphone_alone(playwright, url, piper, t
         wait_for_replies(page, 2)
         wait_for_sound(page, 2)
         said = [t.lower() for t in user_texts(page)]
-        assert len(said) == 2 and "france" in said[0] and "sky" in said[1], said
+        # (tiny.en hears "France" as "friends" now and then: the words of each turn came through)
+        assert len(said) == 2 and "capital of" in said[0] and "sky" in said[1], said
         assert all(bot_texts(page))
         page.screenshot(path=str(ARTIFACTS / "talk-mode.png"), full_page=True)
 

@@ -52,6 +52,8 @@ good great bad big small little large huge tiny new old nice long short quick ea
 slow high low hot cold warm cool perfect fun safe strong real full fresh free hard soft light dark sweet
 beautiful special different better best typical proper decent
 """.split())
+# Alone, these open a sentence rather than make one ("Actually, | what is two plus two?").
+OPENERS = frozenset("actually well anyway basically listen hey wait also now okay ok right look see".split())
 _TRAILING_OFF = ("...", "…", ",", ";", ":", "-", "–", "—")
 
 
@@ -62,7 +64,7 @@ def sounds_finished(text: str) -> bool:
     if not text or text.endswith(_TRAILING_OFF):
         return False
     words = [w.lower().strip(".,;:!?\"'()") for w in text.rstrip(".?!\"')").split()]
-    if not words or words[-1] in UNFINISHED_ENDINGS:
+    if not words or words[-1] in UNFINISHED_ENDINGS or (len(words) == 1 and words[0] in OPENERS):
         return False
     return not (len(words) >= 2 and words[-2] in ("a", "an") and words[-1] in ADJECTIVES_BEFORE_A_NOUN)
 
