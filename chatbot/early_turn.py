@@ -59,7 +59,7 @@ class EarlyTurn:
                         else:
                             self._held.extend(update.speech)
                 if self._gate is None or self._gate.opened:  # (a pause is not "thinking" for the page)
-                    self._link.cursor(self.turn, update.stage)  # the stage, for the page's state
+                    self._link.note_stage(self.turn, update.stage)  # for the page's state
                 self._queue.put(update)
         except Exception:  # a turn reports its own failures as updates; this is a bug, kept in the log
             log.exception("a spoken turn started by the server failed")

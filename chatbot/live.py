@@ -115,6 +115,12 @@ class LiveLink:
             self._stage = stage
             return json.dumps(self._cursor())
 
+    def note_stage(self, turn: int, stage: str) -> None:
+        """The stage of a turn whose cursor nobody asked for yet (one the server started before the page's event)."""
+        with self._lock:
+            if turn == self.turn:
+                self._stage = stage
+
     def _cursor(self) -> dict:
         return {"key": self.key, "turn": self.turn, "ready": len(self._pieces), "stage": self._stage}
 
@@ -174,8 +180,7 @@ class LiveLink:
 
     def _answer(self, utterance: Utterance) -> None:
         """Confirm the turn started at the pause if it answers this very audio, else start one."""
-        with self._lock:
-            tentative, self._tentative = self._tentative, None
+        tentative = self._take_tentative()
         if tentative is not None and tentative.audio is utterance.samples:
             tentative.commit()
             early = tentative
@@ -192,9 +197,13 @@ class LiveLink:
         with self._lock:
             self._tentative = tentative
 
-    def _drop_tentative(self) -> None:
+    def _take_tentative(self):
         with self._lock:
             tentative, self._tentative = self._tentative, None
+            return tentative
+
+    def _drop_tentative(self) -> None:
+        tentative = self._take_tentative()
         if tentative is not None:
             tentative.discard()
 
