@@ -54,10 +54,13 @@ class ServerConfig:
 
 @dataclass(frozen=True)
 class LLMConfig:
-    engine: Literal["auto", "transformers", "onnxruntime-genai", "openvino", "openai"]
-    cpu_engine: Literal["transformers", "onnxruntime-genai", "openvino"]  # what "auto" means without CUDA
-    model: str  # "auto" | "embedded" | hub id (optionally /subfolder) | local folder | a server's model name
+    engine: Literal["auto", "llama.cpp", "transformers", "onnxruntime-genai", "openvino", "openai"]
+    cpu_engine: Literal["llama.cpp", "transformers", "onnxruntime-genai", "openvino"]  # "auto" without CUDA
+    model: str  # "auto" | "embedded" | hub id (optionally /subfolder) | local folder | .gguf | a server's model
     gpu_model: str  # what "auto" means where CUDA is present
+    embedded_model: Literal["qwen2.5-coder-1.5b", "qwen2.5-coder-0.5b", "smollm2-135m"]  # what "embedded" means
+    parallel: int  # llama.cpp: replies decoded together; 0 = server.concurrency
+    prompt_cache_mib: int  # llama.cpp: RAM for conversations' processed prompts (least recently used dropped)
     dtype: Literal["auto", "bfloat16", "float16", "float32"]
     attention: Literal["auto", "flash_attention_2", "sdpa", "eager"]
     context_window: int  # tokens; 0 = read max_position_embeddings from the model's config

@@ -20,7 +20,7 @@ from audio.stt.base import Transcriber, model_label
 from audio.tts.base import Speaker, VoiceOptions
 from chatbot.config import Config, LLMConfig, STTConfig, TalkConfig, TTSConfig
 from chatbot.llm.base import GenerationSettings, ReplyError, ReplyGenerator
-from chatbot.llm.embedded import EMBEDDED_NAME, prepare_embedded_llm
+from chatbot.llm.embedded import MODELS, EmbeddedModelError, embedded_gguf, model_info, prepare_embedded_llm
 from chatbot.tools import Toolbox
 
 log = logging.getLogger(__name__)
@@ -30,6 +30,7 @@ WARM_UP_CLIP_S = 0.5  # seconds of silence transcribed once at start, so that th
 
 # llm.engine -> the module whose load(source, name, cfg, device, settings, cache_dir) builds it.
 LLM_ENGINES = {
+    "llama.cpp": "chatbot.llm.llamacpp_engine",
     "transformers": "chatbot.llm.transformers_engine",
     "onnxruntime-genai": "chatbot.llm.onnx_engine",
     "openvino": "chatbot.llm.openvino_engine",
@@ -125,11 +126,28 @@ def _load_failure_advice(model: str, error: BaseException) -> str:
 
 
 def _load_llm(engine: str, model: str, cfg: LLMConfig, device: str, cache_dir: Path) -> ReplyGenerator:
-    """`model` ("embedded", a folder, a hub id, a server's model name) on `engine`."""
-    embedded = model == EMBEDDED
-    source = prepare_embedded_llm(cache_dir) if embedded else model
-    name = EMBEDDED_NAME if embedded else model_label(model)
+    """`model` ("embedded", a folder, a hub id, a .gguf, a server's model name) on `engine`."""
+    if model == EMBEDDED:  # llama.cpp reads the GGUF; the other engines need transformers weights made from it
+        key = cfg.embedded_model
+        source = embedded_gguf(key, cache_dir) if engine == "llama.cpp" else prepare_embedded_llm(cache_dir, key)
+        name = model_info(key).name
+    else:
+        source, name = model, model_label(model)
     return importlib.import_module(LLM_ENGINES[engine]).load(source, name, cfg, device, _settings(cfg), cache_dir)
+
+
+def _load_embedded(engine: str, cfg: LLMConfig, device: str, cache_dir: Path, notes: list[str]) -> ReplyGenerator:
+    """The configured embedded model; if it cannot be had (not fetched, no network, a corrupt file), the
+    lightest one, which is installed with the app, and a note that says why."""
+    try:
+        return _load_llm(engine, EMBEDDED, cfg, device, cache_dir)
+    except EmbeddedModelError as e:
+        lightest = next(m for m in reversed(MODELS.values()) if m.package)
+        if cfg.embedded_model == lightest.key:
+            raise
+        notes.append(f"{e}. Started on {lightest.name} instead, which answers far less well.")
+        log.error("LLM: %s", notes[-1])
+        return _load_llm(engine, EMBEDDED, dataclasses.replace(cfg, embedded_model=lightest.key), device, cache_dir)
 
 
 def _settings(cfg: LLMConfig) -> GenerationSettings:
@@ -175,10 +193,12 @@ def build_generator(cfg: LLMConfig, device: str, cache_dir: Path) -> tuple[Reply
         except MissingPackageError:
             raise
         except Exception as e:  # no network, gated model, out of memory, bad folder: all end the same way
-            notes.append(_load_failure_advice(model, e) + f" Started on the embedded {EMBEDDED_NAME} instead.")
+            notes.append(_load_failure_advice(model, e)
+                         + f" Started on the embedded {model_info(cfg.embedded_model).name} instead.")
             log.error("LLM: %s", notes[-1])
             _free_cuda(device)
-    return _load_llm(engine, EMBEDDED, cfg, device, cache_dir), " ".join(notes)
+    generator = _load_embedded(engine, cfg, device, cache_dir, notes)
+    return generator, " ".join(notes)
 
 
 def _free_cuda(device: str) -> None:
@@ -245,8 +265,8 @@ def build_listening(cfg: Config) -> tuple[Listening | None, str]:
 
 
 def _embedded(generator: ReplyGenerator) -> bool:
-    """The embedded SmolLM2-135M (which follows instructions poorly) rather than a real model."""
-    return generator.description.startswith(EMBEDDED_NAME)
+    """A model too small to follow instructions well (the embedded SmolLM2-135M), rather than a real one."""
+    return any(generator.description.startswith(m.name) for m in MODELS.values() if not m.follows_instructions)
 
 
 def follow_language(cfg: LLMConfig, generator: ReplyGenerator) -> Literal["off", "hint", "strict"]:
@@ -295,7 +315,8 @@ def build_engines(cfg: Config) -> Engines:
     started = time.perf_counter()
     device, why = resolve_device(cfg.device)
     log.info("device: %s (%s)", device, why)
-    generator, llm_note = build_generator(cfg.llm, device, cfg.cache_path)
+    llm_cfg = cfg.llm if cfg.llm.parallel else dataclasses.replace(cfg.llm, parallel=cfg.server.concurrency)
+    generator, llm_note = build_generator(llm_cfg, device, cfg.cache_path)
     log.info("LLM: %s (context %d tokens, reply up to %d)", generator.description, generator.context_window,
              cfg.llm.max_new_tokens)
     transcriber, stt_note = build_transcriber(cfg.stt, device, cfg.cache_path)
@@ -306,7 +327,7 @@ def build_engines(cfg: Config) -> Engines:
     log.info("talk: %s", f"end of turn by {listening.talk.end_of_turn}" if listening else "unavailable")
     toolbox, tool_answers = build_toolbox(cfg, generator)
     engines = Engines(device, transcriber, generator, speaker, [n for n in (llm_note, stt_note, talk_note) if n],
-                      listening, toolbox, tool_answers, follow_language(cfg.llm, generator))
+                      listening, toolbox, tool_answers, follow_language(llm_cfg, generator))
     warm_up(engines)
     log.info("models loaded and warmed up in %.1f s", time.perf_counter() - started)
     return engines

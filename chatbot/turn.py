@@ -137,6 +137,7 @@ class Turn:
             gate.when_closed(self.cancel.set)
         self.timings: dict[str, float] = {}
         self.speech: SpeechStage | None = None
+        self.reply_in: str | None = None  # the language the prompt asked the answer in (kept with the exchange)
 
     def update(self, stage: Stage, **extra) -> TurnUpdate:
         return TurnUpdate(self.session.messages, stage, timings=dict(self.timings), **extra)
@@ -233,7 +234,7 @@ class Turn:
         budget = generator.context_window - generator.settings.max_new_tokens
         text = self.exchange.user.text
         follow = self.assistant.engines.follow_language
-        language = reply_language(text) if follow != "off" else None
+        language = self.reply_in = reply_language(text) if follow != "off" else None
         return self.session.conversation.prompt(text, generator.count_tokens, budget, reply_in=language,
                                                 same_language_only=follow == "strict")
 
@@ -266,7 +267,7 @@ class Turn:
             yield self._stopped(committed=False)
             return
         self.exchange.status = "answered"
-        self.session.conversation.commit(self.exchange.user.text, reply)
+        self.session.conversation.commit(self.exchange.user.text, reply, self.reply_in)
         if self.speech is None:
             yield self.update("done")
             return
@@ -372,7 +373,7 @@ class Turn:
             self.speech.stop()
         reply = self.exchange.reply.text
         if reply and not committed and (self.gate is None or self.gate.opened):
-            self.session.conversation.commit(self.exchange.user.text, reply)
+            self.session.conversation.commit(self.exchange.user.text, reply, self.reply_in)
         self.exchange.reply.audio = None
         self.exchange.status = "stopped"
         log.info("turn stopped after %s", _format(self.timings))

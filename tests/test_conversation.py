@@ -6,7 +6,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_history_trimmed_to_token_budget_with_the_real_tokenizer(engines):
-    generator = engines.generator  # SmolLM2's own tokenizer and chat template
+    generator = engines.generator  # the embedded Qwen2.5: its own tokenizer and chat template (llama.cpp)
     conversation = Conversation("You are terse.")
     for i in range(30):
         conversation.commit(f"Question number {i}: tell me about topic {i} in detail please.",
@@ -28,7 +28,7 @@ def test_history_trimmed_to_token_budget_with_the_real_tokenizer(engines):
 
 def test_reply_room_is_reserved_for_the_context_window(engines):
     generator = engines.generator
-    assert generator.context_window == 8192  # SmolLM2's max_position_embeddings
+    assert generator.context_window == 4096  # llama.cpp's window for each conversation (llm.context_window 0)
     conversation = Conversation("sys")
     huge = "word " * 9000
     with pytest.raises(PromptTooLongError, match="too long"):

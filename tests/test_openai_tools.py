@@ -55,8 +55,8 @@ def test_the_model_calls_the_weather_tool_and_answers_from_its_facts(chat, weath
     heard = []
     pieces = list(generator.stream(QUESTION, on_tool=lambda call, outcome: heard.append((call, outcome))))
     assert pieces[0] == "Checking the weather in Paris… "  # said before the tool ran
-    assert "".join(pieces[1:]).strip() == ("Right now in Paris: overcast, 8 degrees Celsius (feels like 5 degrees "
-                                           "Celsius), humidity 81 percent, wind 15 kilometres per hour.")
+    assert "".join(pieces[1:]).strip() == ("Right now in Paris: overcast, temperature 8 degrees Celsius, feels like "
+                                           "5 degrees Celsius, humidity 81 percent, wind 15 kilometres per hour.")
     (call, result), = heard
     assert call.tool == "get_weather" and result.source == "Weather for Paris, France — Open-Meteo"
     offered, answered = chat.bodies
@@ -66,7 +66,7 @@ def test_the_model_calls_the_weather_tool_and_answers_from_its_facts(chat, weath
     assert assistant["tool_calls"] == [{"id": "call_abc123", "type": "function", "function": {
         "name": "get_weather", "arguments": '{"place": "Paris", "when": "now"}'}}]
     assert tool["role"] == "tool" and tool["tool_call_id"] == "call_abc123"
-    assert "Now: overcast, 8 degrees Celsius" in tool["content"]
+    assert "Now: overcast, temperature 8 degrees Celsius" in tool["content"]
     assert "tools" in answered  # a second call would be allowed; the model chose to answer
 
 
@@ -81,6 +81,18 @@ def test_a_server_that_refuses_tools_gets_the_parser_instead(chat, weather_serve
     # From then on it does not offer tools again: one request per answer.
     list(generator.stream([{"role": "user", "content": "Tell me a joke."}]))
     assert len(chat.bodies) == 3 and "tools" not in chat.bodies[-1]
+
+
+def test_a_server_that_ignores_tools_never_makes_up_the_answer(chat, weather_server):
+    chat.ignore_tools = True  # llama.cpp's server with a plain chat format: tools taken, never called
+    generator = generator_for(chat, toolbox_for(weather_server.geocoding_url, weather_server.forecast_url))
+    pieces = list(generator.stream(QUESTION))
+    assert "sunny" not in "".join(pieces)  # the made-up answer is never said
+    assert pieces[0] == "Checking the weather in Paris… " and "8 degrees Celsius" in "".join(pieces[1:])
+    offered, grounded = chat.bodies
+    assert "tools" in offered and "Facts from Weather for Paris" in grounded["messages"][-1]["content"]
+    # A question that is not the tools' is streamed as it comes.
+    assert "".join(generator.stream([{"role": "user", "content": "Tell me a joke."}])).startswith("It is sunny")
 
 
 def test_a_failing_tool_is_said_and_the_model_is_not_asked_to_guess(chat):

@@ -113,8 +113,10 @@ def test_languages_are_offered_by_name_and_the_rate_is_centred_on_normal(chromiu
         assert low == -high and value == 0  # 0, normal, sits in the middle
         models = page.locator("#models").inner_text()
         # "Offline models: ..." once the online voice has failed in this app, "Models: ..." before that.
-        assert re.match(r"(Offline models|Models): SmolLM2-135M-Instruct \(chat\), Whisper tiny\.en \(listening\)",
-                        models), models
-        assert "onnxruntime" not in page.locator("#models p").first.inner_text()  # details only behind a click
+        assert re.match(r"(Offline models|Models): Qwen2\.5-Coder-1\.5B-Instruct \(chat\), Whisper tiny\.en "
+                        r"\(listening\)", models), models
+        assert "llama.cpp" not in page.locator("#models p").first.inner_text()  # details only behind a click
+        page.locator("#models summary").click()
+        assert "Qwen2.5-Coder-1.5B-Instruct: licensed Apache-2.0" in page.locator("#models").inner_text()
     finally:
         context.close()

@@ -28,9 +28,9 @@ def test_phi3_from_the_hub_offline_falls_back_to_the_embedded_model_and_says_wha
     """HF_HUB_OFFLINE=1 (set for all tests) stands for a machine that cannot reach the hub."""
     llm = dataclasses.replace(cfg.llm, model="microsoft/Phi-3-mini-4k-instruct")
     generator, note = build_generator(llm, "cpu", cfg.cache_path)
-    assert generator.description.startswith("SmolLM2-135M-Instruct")
+    assert generator.description.startswith("Qwen2.5-Coder-1.5B-Instruct · cpu llama.cpp")
     assert "microsoft/Phi-3-mini-4k-instruct could not be loaded" in note
-    assert "check the network" in note and "embedded SmolLM2-135M-Instruct instead" in note
+    assert "check the network" in note and "embedded Qwen2.5-Coder-1.5B-Instruct instead" in note
 
 
 def test_whisper_from_the_hub_offline_falls_back_to_the_embedded_model(cfg):

@@ -49,7 +49,8 @@ def weather(server):
 def test_current_weather_carries_the_temperature_the_server_returned(weather, server):
     result = weather.run(WeatherArgs(place="Paris"))
     assert result.source == "Weather for Paris, France — Open-Meteo"
-    assert "Now: overcast, 8 degrees Celsius (feels like 5 degrees Celsius), humidity 81 percent" in result.facts
+    assert ("Now: overcast, temperature 8 degrees Celsius, feels like 5 degrees Celsius, humidity 81 percent"
+            in result.facts)
     assert "wind 15 kilometres per hour" in result.facts
     assert result.summary.startswith("In Paris, France it is overcast, 8 degrees Celsius right now")
     # The client asked the documented API: the geocoder's best match, its time zone, the configured units.

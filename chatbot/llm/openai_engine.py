@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Iterator
 import httpx
 
 from chatbot.llm.base import GenerationSettings, Message, ReplyError
-from chatbot.tools import Toolbox, ToolError, ToolListener, facts_prompt, stream_with_tools
+from chatbot.tools import Toolbox, ToolError, ToolListener, facts_prompt, last_user_text, stream_with_tools
 
 if TYPE_CHECKING:
     from chatbot.config import LLMConfig
@@ -116,19 +116,35 @@ class OpenAIChatGenerator:
     def _stream_with_native_tools(self, toolbox: Toolbox, messages: list[Message], cancel: threading.Event | None,
                                   on_tool: ToolListener | None) -> Iterator[str]:
         conversation = list(messages)
+        # The parser is the net: a question it knows for a tool's must reach the tool. The model's text is held
+        # back until it has called one; a server that silently ignores `tools` (llama.cpp's with a plain chat
+        # format) would otherwise answer "it's sunny in Paris" from nothing.
+        held: list[str] | None = [] if toolbox.plan(last_user_text(messages)) is not None else None
         for round_ in range(MAX_TOOL_ROUNDS + 1):
             body = self._body(conversation)
             if round_ < MAX_TOOL_ROUNDS:
                 body["tools"], body["tool_choice"] = toolbox.schemas(), "auto"
             calls: list[dict] = []
             try:
-                yield from self._stream_once(body, cancel, calls)
+                pieces = self._stream_once(body, cancel, calls)
+                if held is None:
+                    yield from pieces
+                else:
+                    held.extend(pieces)
             except _ToolsRefused as refused:
                 log.warning("The LLM server at %s does not take tools (%s); weather and time questions are "
                             "recognised by the parser from now on", self.base_url, refused)
                 self._tools_refused = True
                 yield from self._stream_planned(toolbox, messages, cancel, on_tool)
                 return
+            if held is not None and not calls:
+                log.warning("the model answered a tool question without calling its tool; the parser's call "
+                            "is made instead (does the server at %s ignore `tools`?)", self.base_url)
+                yield from self._stream_planned(toolbox, messages, cancel, on_tool)
+                return
+            if held:
+                yield from held
+            held = None
             if not calls or (cancel is not None and cancel.is_set()):
                 return
             conversation.append({"role": "assistant", "content": None, "tool_calls": [

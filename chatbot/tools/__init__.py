@@ -139,14 +139,17 @@ def grounded_messages(messages: list[Message], result: ToolResult) -> list[Messa
     return out + [{"role": "user", "content": facts_prompt(result)}]
 
 
+def last_user_text(messages: list[Message]) -> str:
+    return next((str(m.get("content", "")) for m in reversed(messages) if m.get("role") == "user"), "")
+
+
 def stream_with_tools(toolbox: Toolbox, messages: list[Message], stream: Callable[[list[Message]], Iterator[str]],
                       on_tool: ToolListener | None = None) -> Iterator[str]:
     """The deterministic path for any reply generator: plan from the last user message; if it is a tool
     question, yield the lead-in at once, run the tool and stream the model's answer grounded in its facts (or
     yield the failure in plain words and stop: no facts, no answer). Otherwise stream the model as it is.
     `on_tool(call, result_or_error)` hears of every call, for the folded source detail."""
-    question = next((str(m.get("content", "")) for m in reversed(messages) if m.get("role") == "user"), "")
-    call = toolbox.plan(question)
+    call = toolbox.plan(last_user_text(messages))
     if call is None:
         yield from stream(messages)
         return

@@ -352,12 +352,14 @@ def _describe(data: dict, resolved: ResolvedPlace, args: WeatherArgs) -> tuple[s
              f" (time zone {data.get('timezone') or resolved.place.timezone or 'unknown'})."]
     if resolved.note:
         lines.append(resolved.note)
-    now = (f"{describe_wmo(current['weather_code'])}, "
-           f"{_temperature(current['temperature_2m'], cunits['temperature_2m'])}")
+    conditions, temperature = (describe_wmo(current["weather_code"]),
+                               _temperature(current["temperature_2m"], cunits["temperature_2m"]))
+    now = f"{conditions}, {temperature}"
     feels = _temperature(current["apparent_temperature"], cunits["apparent_temperature"])
     wind_now = _number(current["wind_speed_10m"], cunits["wind_speed_10m"])
     if args.when == "now" or days[0].name == "Today":
-        lines.append(f"Now: {now} (feels like {feels}), humidity "
+        # Each number named: "8 degrees (feels like 5 degrees)" let the embedded Qwen2.5 say "5 degrees".
+        lines.append(f"Now: {conditions}, temperature {temperature}, feels like {feels}, humidity "
                      f"{_number(current['relative_humidity_2m'], cunits['relative_humidity_2m'])}, "
                      f"wind {wind_now}.")
     lines += [day.line() for day in days]
