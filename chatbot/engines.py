@@ -287,14 +287,16 @@ def build_toolbox(cfg: Config, generator: ReplyGenerator) -> tuple[Toolbox, Lite
     return toolbox, answers
 
 
-def warm_up(engines: Engines) -> None:
-    """Run each local model once so that the first user does not pay for lazy initialisation."""
+def warm_up(engines: Engines, system_prompt: str = "") -> None:
+    """Run each local model once so that the first user does not pay for lazy initialisation (llama.cpp also
+    keeps the system prompt processed: every conversation starts with it)."""
     from audio.tts.fallback import FallbackSpeaker
     from audio.tts.piper_speaker import PiperSpeaker
     from chatbot.llm.openai_engine import OpenAIChatGenerator
 
     if not isinstance(engines.generator, OpenAIChatGenerator):  # a server warms itself (and may be down now)
-        stream = engines.generator.stream([{"role": "user", "content": "Hi"}])
+        system: list = [{"role": "system", "content": system_prompt}] if system_prompt else []
+        stream = engines.generator.stream([*system, {"role": "user", "content": "Hi"}])
         next(stream, None)
         stream.close()  # cancels the rest of the reply
     engines.transcriber.transcribe(np.zeros(int(WARM_UP_CLIP_S * SAMPLE_RATE), dtype=np.float32))
@@ -328,6 +330,6 @@ def build_engines(cfg: Config) -> Engines:
     toolbox, tool_answers = build_toolbox(cfg, generator)
     engines = Engines(device, transcriber, generator, speaker, [n for n in (llm_note, stt_note, talk_note) if n],
                       listening, toolbox, tool_answers, follow_language(llm_cfg, generator))
-    warm_up(engines)
+    warm_up(engines, cfg.llm.system_prompt)
     log.info("models loaded and warmed up in %.1f s", time.perf_counter() - started)
     return engines
