@@ -152,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"config error: {e}", file=sys.stderr)
         return 2
     logging.basicConfig(level=cfg.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # httpx logs every request at INFO: the llama.cpp engine counts tokens over loopback several times a turn.
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger().level))
     limit_arenas(cfg.server.malloc_arenas)  # before the models and the server start their threads
     demo, assistant = create_app(cfg)
     try:

@@ -41,3 +41,22 @@ def test_the_prompt_names_the_language_and_strict_leaves_out_turns_in_another():
     assert "Bonne nuit" not in str(strict) and "Madrid" in str(strict)
     plain = conversation.prompt("Why is the sky blue?", count_words, 1000)
     assert plain == conversation.messages("Why is the sky blue?")  # unchanged without a language
+
+
+def test_a_language_line_only_where_the_model_needs_one_and_it_stays_in_later_prompts():
+    from chatbot.turn import _language_line
+
+    conversation = Conversation("Be brief.")
+    assert _language_line(conversation, "What is the capital of Italy?") is None  # English after nothing
+    assert _language_line(conversation, "Qual é a capital da Itália e do Brasil?") == "Portuguese"
+    conversation.commit("What is the capital of Italy?", "The capital of Italy is Rome.")
+    assert _language_line(conversation, "And what is the capital of Spain?") is None  # English after English
+    conversation.commit("Translate 'good night' into French.", "Bonne nuit, c'est la traduction de la phrase.")
+    assert _language_line(conversation, "Why is the sky blue?") == "English"  # after a French answer
+    # The line a turn was asked with stays in the prompts after it: the processed prefix stays valid.
+    conversation.commit("Why is the sky blue?", "Because sunlight is scattered by the air.", "English")
+    before = conversation.prompt("Why is the sea blue?", count_words, 1000)
+    after_next = (conversation.commit("Why is the sea blue?", "It reflects the sky."),
+                  conversation.prompt("Thanks!", count_words, 1000))[1]
+    assert after_next[:len(before) - 1] == before[:-1]  # everything but the new message, unchanged
+    assert {"role": "system", "content": "Answer in English."} in after_next
