@@ -52,6 +52,20 @@ def test_right_answers(qwen, cfg, question, expected):
     assert any(word in reply.lower() for word in expected), reply
 
 
+def test_a_question_in_portuguese_is_answered_in_portuguese(qwen, cfg):
+    from chatbot.language import language_of
+    from chatbot.turn import _language_line
+
+    conversation = Conversation(cfg.llm.system_prompt)
+    conversation.commit("What is the capital of Italy?", "The capital of Italy is Rome.")
+    question = "Qual é a capital do Brasil e qual é a língua que se fala lá?"
+    line = _language_line(conversation, question)
+    assert line == "Portuguese"
+    messages = conversation.prompt(question, qwen.count_tokens, qwen.context_window - 64, reply_in=line)
+    reply = "".join(qwen.stream(messages))
+    assert "brasília" in reply.lower() and language_of(reply) == "Portuguese", reply
+
+
 def test_the_users_name_is_theirs_and_remembered(qwen, cfg):
     conversation = Conversation(cfg.llm.system_prompt)
     greeting = ask(qwen, conversation, "Hi! My name is Nadia.")
@@ -163,3 +177,14 @@ def test_every_embedded_model_has_a_licence_and_a_checksum_or_a_package():
     for model in MODELS.values():
         assert model.licence.startswith("Apache-2.0")
         assert model.package or (len(model.sha256) == 64 and model.size == sum(p.size for p in model.parts))
+
+
+def test_the_engines_loopback_listener_serves_nobody_without_its_key(qwen):
+    import httpx
+
+    base = qwen._server.listening_address
+    assert base.startswith("http://127.0.0.1:")  # loopback only
+    for path in ("/v1/chat/completions", "/completion", "/tokenize", "/apply-template", "/slots"):
+        answer = httpx.post(base + path, json={"messages": [{"role": "user", "content": "hi"}], "content": "hi",
+                                               "prompt": "hi", "max_tokens": 1})
+        assert answer.status_code == 401, (path, answer.status_code)

@@ -76,6 +76,7 @@ class LlamaCppGenerator:
         params.ctx_shift = False  # a reply never silently forgets the start of its prompt: we trim instead
         params.endpoint_slots = False  # nothing of a cached conversation is served over HTTP
         params.endpoint_metrics = False
+        params.ui = False  # llama.cpp's own chat page
         self._key = secrets.token_urlsafe(32)
         params.api_keys = [self._key]
         params.verbosity = -1 if log.getEffectiveLevel() > logging.DEBUG else 1
