@@ -147,23 +147,8 @@ class OpenAIChatGenerator:
             held = None
             if not calls or (cancel is not None and cancel.is_set()):
                 return
-            conversation.append({"role": "assistant", "content": None, "tool_calls": [
-                {"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}}
-                for c in calls]})
-            for made in calls:
-                try:
-                    call = toolbox.call(made["name"], made["arguments"])
-                except ToolError as error:
-                    log.warning("unusable tool call from the model: %s(%s)", made["name"], made["arguments"][:200])
-                    yield str(error)
-                    return
-                if call.lead_in:
-                    yield call.lead_in + " "
-                outcome = toolbox.attempt(call, on_tool)
-                if isinstance(outcome, ToolError):
-                    yield str(outcome)  # no facts, no answer: the model is not asked to guess
-                    return
-                conversation.append({"role": "tool", "tool_call_id": made["id"], "content": facts_prompt(outcome)})
+            if not (yield from _run_calls(toolbox, calls, conversation, on_tool)):
+                return
 
     def _stream_once(self, body: dict, cancel: threading.Event | None,
                      calls: list[dict] | None = None) -> Iterator[str]:
@@ -252,6 +237,29 @@ def load(source: str | Path, name: str, cfg: LLMConfig, device: str, settings: G
 
 def require_runtime() -> None:
     """httpx comes with Gradio: nothing to check."""
+
+
+def _run_calls(toolbox: Toolbox, calls: list[dict], conversation: list, on_tool: ToolListener | None):
+    """Run the model's tool calls, saying each lead-in, and add their facts to `conversation` for the next
+    round; returns False (after saying why) when a call is unusable or a tool failed: no facts, no answer."""
+    conversation.append({"role": "assistant", "content": None, "tool_calls": [
+        {"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}}
+        for c in calls]})
+    for made in calls:
+        try:
+            call = toolbox.call(made["name"], made["arguments"])
+        except ToolError as error:
+            log.warning("unusable tool call from the model: %s(%s)", made["name"], made["arguments"][:200])
+            yield str(error)
+            return False
+        if call.lead_in:
+            yield call.lead_in + " "
+        outcome = toolbox.attempt(call, on_tool)
+        if isinstance(outcome, ToolError):
+            yield str(outcome)  # the model is not asked to guess
+            return False
+        conversation.append({"role": "tool", "tool_call_id": made["id"], "content": facts_prompt(outcome)})
+    return True
 
 
 def _gather_tool_calls(calls: list[dict], fragments: list[dict]) -> None:
