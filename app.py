@@ -10,8 +10,12 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shutil
+import signal
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
@@ -151,10 +155,22 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"config error: {e}", file=sys.stderr)
         return 2
+    gradio_dir = private_files()
+    exit_on_sigterm()
     logging.basicConfig(level=cfg.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # httpx logs every request at INFO: the llama.cpp engine counts tokens over loopback several times a turn.
     logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger().level))
     limit_arenas(cfg.server.malloc_arenas)  # before the models and the server start their threads
+    try:
+        serve(cfg, started)
+    finally:
+        if gradio_dir is not None:
+            shutil.rmtree(gradio_dir, ignore_errors=True)
+    return 0
+
+
+def serve(cfg: Config, started: float) -> None:
+    """Build and serve the app until it is stopped; its files are removed however it stops."""
     demo, assistant = create_app(cfg)
     try:
         launch(demo, cfg, block=False)
@@ -163,7 +179,29 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         demo.close()
         assistant.store.close()
-    return 0
+
+
+def private_files() -> Path | None:
+    """Everything the app writes (recordings, speech, downloads, Gradio's uploads and cache) readable by its own
+    user alone: files 0600 and folders 0700, and Gradio's files in a fresh folder of the app's own rather than
+    the /tmp/gradio every user of the machine shares (unless GRADIO_TEMP_DIR names one). Returns the folder made
+    here, removed at exit. Before gradio is imported: it reads GRADIO_TEMP_DIR then."""
+    os.umask(0o077)
+    if os.environ.get("GRADIO_TEMP_DIR"):
+        return None
+    folder = Path(tempfile.mkdtemp(prefix="voice-chatbot-gradio-"))
+    os.environ["GRADIO_TEMP_DIR"] = str(folder)
+    return folder
+
+
+def exit_on_sigterm() -> None:
+    """SIGTERM (systemd, Docker, kill) ends the app as Ctrl+C does: through main's clean-up, which removes the
+    recordings, speech and downloads, instead of leaving them in the temporary folder."""
+    def stop(signum, _frame):
+        log.info("%s: shutting down", signal.Signals(signum).name)
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, stop)
 
 
 if __name__ == "__main__":
