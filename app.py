@@ -22,6 +22,7 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 from chatbot.config import (Config, ConfigError, LLMConfig, ServerConfig, STTConfig, TTSConfig, choices,  # noqa: E402
                             load_config)
+from chatbot.log_limit import limit_repeats  # noqa: E402
 from chatbot.malloc import limit_arenas  # noqa: E402
 
 log = logging.getLogger("app")
@@ -98,27 +99,32 @@ def create_app(cfg: Config, engines=None):
     return demo, assistant
 
 
-def login_guard_settings(server: ServerConfig) -> dict:
-    """launch() arguments that throttle failed logins per client address and say the rule on the login page
-    (none if server.login_attempts is 0)."""
+def guard_settings(server: ServerConfig, login: bool) -> dict:
+    """launch() arguments: every request body capped (413 beyond server.max_request_kb, uploads
+    server.max_upload_mb); with a login, failed logins throttled per client address and the rule said on the
+    login page (unless server.login_attempts is 0)."""
     from starlette.middleware import Middleware
 
     from chatbot.login_guard import LoginGuard, LoginPolicy, LoginThrottle
+    from chatbot.request_limits import BodyLimit
 
-    if server.login_attempts == 0:
-        return {}
+    # Gradio's upload route checks the file's size itself (and says so in its own words); the cap here only
+    # keeps an absurd multipart body from being read at all.
+    middleware = [Middleware(BodyLimit, max_bytes=server.max_request_kb * 1024,
+                             max_upload_bytes=(4 * server.max_upload_mb + 1) * 1024 * 1024)]
+    if not login or server.login_attempts == 0:
+        return {"app_kwargs": {"middleware": middleware}}
     policy = LoginPolicy.from_config(server)
-    return {"auth_message": policy.describe(),
-            "app_kwargs": {"middleware": [Middleware(LoginGuard, throttle=LoginThrottle(policy))]}}
+    middleware.append(Middleware(LoginGuard, throttle=LoginThrottle(policy)))
+    return {"auth_message": policy.describe(), "app_kwargs": {"middleware": middleware}}
 
 
 def launch(demo, cfg: Config, *, block: bool = True):
     from chatbot.page import CSS
 
-    auth, guard = None, {}
+    auth = None
     if cfg.server.auth_user and cfg.server.auth_password:
         auth = [(cfg.server.auth_user, cfg.server.auth_password)]
-        guard = login_guard_settings(cfg.server)
     elif cfg.server.share:
         log.warning("sharing without a login: anyone with the link can use this app; set server.auth_user and "
                     "CHATBOT__SERVER__AUTH_PASSWORD to require one")
@@ -131,7 +137,7 @@ def launch(demo, cfg: Config, *, block: bool = True):
         max_file_size=f"{cfg.server.max_upload_mb}mb",
         css=CSS,
         auth=auth,
-        **guard,
+        **guard_settings(cfg.server, login=auth is not None),
         state_session_capacity=cfg.server.max_sessions,
         footer_links=["gradio", "settings"],
         prevent_thread_lock=not block,
@@ -160,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=cfg.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # httpx logs every request at INFO: the llama.cpp engine counts tokens over loopback several times a turn.
     logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger().level))
+    limit_repeats(cfg.server.log_repeats, cfg.server.log_repeat_window_s)
     limit_arenas(cfg.server.malloc_arenas)  # before the models and the server start their threads
     try:
         serve(cfg, started)

@@ -39,6 +39,9 @@ class ServerConfig:
     concurrency: int  # turns run at once, across all sessions (models are shared)
     queue_size: int  # waiting turns beyond this get "queue is full"
     max_upload_mb: int  # uploads above this are refused by the server before they are read
+    max_request_kb: int  # any other request body above this is refused (413) before it is read
+    log_repeats: int  # log lines of one kind let through per log_repeat_window_s (0: no limit)
+    log_repeat_window_s: float
     auth_user: str  # "" = no login
     auth_password: str  # never logged
     login_attempts: int  # with a login: attempts per client address within login_window_s that may fail (0: no limit)
