@@ -130,6 +130,8 @@ def launch(demo, cfg: Config, *, block: bool = True):
                     "CHATBOT__SERVER__AUTH_PASSWORD to require one")
     # Gradio notices a closed tab when its heartbeat stops; the app then stops that tab's reply.
     os.environ["GRADIO_HEARTBEAT_INTERVAL"] = str(cfg.server.disconnect_check_s)
+    # uvicorn (started by Gradio) believes X-Forwarded-For only from these; its own default is 127.0.0.1.
+    os.environ["FORWARDED_ALLOW_IPS"] = ",".join(str(a) for a in cfg.server.trusted_proxies)
     demo.launch(
         server_name=cfg.server.host,
         server_port=cfg.server.port,

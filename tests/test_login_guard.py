@@ -117,3 +117,20 @@ def test_twenty_wrong_passwords_lock_out_their_address_but_not_the_right_one_els
         time.sleep(lockout_s)
         with httpx.Client(base_url=url, timeout=30) as back:  # after the lock-out, the first address again
             assert back.post("/login", data={"username": "ada", "password": "correct horse"}).status_code == 200
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("trusted", [(), ("127.0.0.1",)])
+def test_a_forged_forwarded_for_header_does_not_escape_the_throttle(cfg, engines, trusted):
+    """The attack: from loopback, each guess claims another X-Forwarded-For. Believed (uvicorn's default for
+    127.0.0.1), every guess counted for a new address and none was ever refused. Now the header counts only from
+    a configured proxy (server.trusted_proxies); there, two forwarded clients are two addresses."""
+    with running_app(cfg, engines, auth_user="ada", auth_password="correct horse", login_attempts=3,
+                     login_window_s=60.0, lockout_s=60.0, login_delay_s=0.0, trusted_proxies=trusted) as (demo, _):
+        with httpx.Client(base_url=demo.local_url, timeout=30) as guesser:
+            codes = [guesser.post("/login", data={"username": "ada", "password": f"guess {i}"},
+                                  headers={"X-Forwarded-For": f"203.0.113.{i}"}).status_code for i in range(8)]
+    if not trusted:
+        assert codes == [400] * 3 + [429] * 5  # one peer, one count, whatever the header says
+    else:
+        assert codes == [400] * 8  # behind a trusted proxy each forwarded client is its own address
