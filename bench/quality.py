@@ -18,7 +18,8 @@ Each model runs in its own child process (`--child`), so its memory is its own. 
 child measures with the generator directly: the first token's delay (wall clock) and the decode rate (llama.cpp's
 own predicted_per_second where the engine reports it, else text pieces per second after the first), medians over 5
 short prompts with the app's system prompt after one warm-up; and the process's resident memory (VmRSS after
-loading, VmHWM at the end, which rss_gb reports: the whole app's models, speech and tools included). Weather questions go to tests/open_meteo_server.py on 127.0.0.1: nothing reaches the
+loading, VmHWM at the end, which rss_gb reports: the whole app's models, speech and tools included). Weather
+questions go to tests/open_meteo_server.py on 127.0.0.1: nothing reaches the
 internet. Printed: each wrong item (question, reply, why), the groups' scores, then per model
 
     RESULT model=qwen2.5-coder-1.5b quality=58/65 first_token_s=0.31 tokens_per_s=28.9 rss_gb=1.95
