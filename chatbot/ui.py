@@ -24,7 +24,7 @@ from chatbot.assistant import Assistant
 from chatbot.live import LiveLink
 from chatbot.live_ui import LiveLinks
 from chatbot.page import PAUSE_AUDIO_JS, Page, layout, plain_models, speaking_voice
-from chatbot.session import ChatSession
+from chatbot.session import TOOL_MARK, ChatSession
 from chatbot.turn import TurnOptions, TurnUpdate
 
 log = logging.getLogger(__name__)
@@ -35,19 +35,48 @@ OFFLINE_MARK = " (offline)"  # the voice menu's entry for the offline voice, whi
 _MARKUP = re.compile(r"([!-/:-@\[-`{-~])")  # ASCII punctuation: each may be backslash-escaped in Markdown
 
 
-def _as_typed(content):
+_CODE = re.compile(r"(```.*?(?:```|\Z)|`[^`\n]*`)", re.DOTALL)  # code blocks and spans, shown as they are
+_MARKDOWN_IMAGE = re.compile(r"!\[([^\]\n]*)\]\(")
+_HTML_TAG = re.compile(r"<(?=[A-Za-z!/?])")
+
+
+def _as_typed(text: str) -> str:
+    return _MARKUP.sub(r"\\\1", text)
+
+
+def _nothing_loads(text: str) -> str:
+    """An answer's Markdown with nothing in it that the page would fetch or run by itself: images become links
+    (a model, or text slipped into its prompt, could track the user by an image's address) and raw HTML shows as
+    text. Code blocks and spans are left as they are."""
+    parts = _CODE.split(text)
+    return "".join(part if i % 2 else _HTML_TAG.sub(r"\\<", _MARKDOWN_IMAGE.sub(r"[\1](", part))
+                   for i, part in enumerate(parts))
+
+
+def _each_text(content, change):
     if isinstance(content, str):
-        return _MARKUP.sub(r"\\\1", content)
+        return change(content)
     if isinstance(content, list):
-        return [_as_typed(item) for item in content]
+        return [_each_text(item, change) for item in content]
     return content
 
 
+def _shown(message: dict) -> dict:
+    if message["role"] == "user":
+        return {**message, "content": _each_text(message["content"], _as_typed)}
+    title = (message.get("metadata") or {}).get("title", "")
+    if title.startswith(TOOL_MARK):  # a tool's words (a place name from the geocoder, say) are data: text only
+        return {**message, "content": _each_text(message["content"], _as_typed),
+                "metadata": {**message["metadata"], "title": TOOL_MARK + _as_typed(title.removeprefix(TOOL_MARK))}}
+    return {**message, "content": _each_text(message["content"], _nothing_loads)}
+
+
 def shown(messages: list[dict]) -> list[dict]:
-    """The chat as the browser shows it. What the user typed is shown exactly as typed: Gradio renders the
-    Markdown and HTML in a message (sanitized, so never run), so `**x**` would turn bold and `<img src=...>`
-    fetch an image. The assistant's answers keep their Markdown (code blocks, lists)."""
-    return [{**m, "content": _as_typed(m["content"])} if m["role"] == "user" else m for m in messages]
+    """The chat as the browser shows it. What the user typed, and what a tool returned, is shown exactly as it
+    is: Gradio renders the Markdown and HTML in a message (sanitized, so never run), so `**x**` would turn bold
+    and `<img src=...>` fetch an image. The assistant's answers keep their Markdown (code blocks, lists, links,
+    which Gradio opens with rel="noopener noreferrer"), but nothing in them loads by itself."""
+    return [_shown(m) for m in messages]
 
 
 def _new_notice(update: TurnUpdate, session: ChatSession) -> str | None:

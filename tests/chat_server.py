@@ -6,6 +6,7 @@ server-sent events as vLLM and llama.cpp do, and its "model" follows a script in
 - Last message a `tool` result, or a user message carrying facts (the parser's path): it answers with the
   facts' "Now:" line, so a test sees that the numbers it says came from the tool.
 - `refuse_tools`: any request with `tools` gets HTTP 400, as llama.cpp's server without --jinja answers.
+- `answer`: when set, the text every answer is (a test of what the page does with a model's Markdown).
 - `ignore_tools`: `tools` are taken and never called: it answers from nothing, as llama.cpp's server with
   `--chat_format chatml` does ("It is sunny and 25 degrees in Paris").
 """
@@ -23,6 +24,7 @@ class ChatServer:
     def __init__(self):
         self.refuse_tools = False
         self.ignore_tools = False
+        self.answer = ""
         self.call_tool = "get_weather"
         self.call_arguments = '{"place": "Paris", "when": "now"}'
         self.bodies: list[dict] = []  # every chat request, in order
@@ -42,7 +44,9 @@ class ChatServer:
                                                       "message": "tools param requires --jinja flag"}})
                     return
                 last = body["messages"][-1]
-                if "tools" in body and last["role"] == "user" and outer.ignore_tools:
+                if outer.answer:
+                    outer._stream(self, outer._words_chunks(outer.answer))
+                elif "tools" in body and last["role"] == "user" and outer.ignore_tools:
                     outer._stream(self, outer._words_chunks("It is sunny and 25 degrees in Paris."))
                 elif "tools" in body and last["role"] == "user":
                     outer._stream(self, outer._tool_call_chunks())

@@ -193,8 +193,8 @@ def test_a_spoken_question_gets_the_lead_in_first_then_an_answer_from_the_facts(
     outcome, prompt = seen
     assert outcome.source == "Weather for Paris, France — Open-Meteo"
     assert prompt == grounded_messages(messages, outcome) and messages[-1]["content"].endswith("right now")
-    assert prompt[-1]["content"].startswith("whats the weather like in paris right now\n\nFacts from Weather for "
-                                            "Paris, France — Open-Meteo")
+    assert prompt[-1]["content"].startswith("whats the weather like in paris right now\n\nBelow, between the lines")
+    assert "\n====\nFacts from Weather for Paris, France — Open-Meteo:\n" in prompt[-1]["content"]  # fenced as data
     assert "Use the numbers exactly as given" in prompt[-1]["content"]
     toolbox.close()
 
