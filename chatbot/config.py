@@ -123,6 +123,7 @@ class LimitsConfig:
     min_audio_s: float  # a shorter recording is refused: Whisper turns a click into "We'll see you next time."
     max_audio_s: float  # a longer recording is cut to this (and the user is told)
     turns_per_minute: int  # per session: a flood from one tab cannot starve the others
+    max_saved_kb: int  # a conversation kept in a browser larger than this is not taken back
 
 
 @dataclass(frozen=True)

@@ -146,11 +146,14 @@ def _settings(engines: Engines, default_rate: int, default_language: str) -> tup
     return [voice, rate, heard, speak], autoplay, voice_in, clear, download, downloads
 
 
-def layout(engines: Engines, *, title: str, browser_secret: str | None, links: LiveLinks, default_rate: int,
+def layout(engines: Engines, *, title: str, storage_secret: str, links: LiveLinks, default_rate: int,
            default_language: str) -> Page:
     session = gr.State(None)  # a ChatSession per browser tab or API client, created on its first turn
     # The conversation, kept (encrypted) in the browser's localStorage: it survives reloads and restarts.
-    saved = gr.BrowserState(None, storage_key="voice-chatbot-conversation", secret=browser_secret)
+    # Gradio encrypts what the browser keeps with `storage_secret`, which the page must know (it decrypts it):
+    # that keeps it from other sites' eyes, not from a forger. The server's signature inside (transcript.seal)
+    # is what makes an altered or made-up conversation be refused.
+    saved = gr.BrowserState(None, storage_key="voice-chatbot-conversation-v2", secret=storage_secret)
     chatbot = _header(title)
     message, live, send, stop = _controls(links)
     progress = gr.Markdown("", elem_id="progress")

@@ -7,6 +7,8 @@ the server for any file. Restoring turns a record back into exchanges.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
 import os
@@ -20,6 +22,7 @@ from chatbot.session import (FAILED_MARK, SPOKEN, STOPPED_MARK, ChatSession, Exc
 log = logging.getLogger(__name__)
 
 FORMAT = "voice-chatbot.conversation.v1"
+SEALED = "voice-chatbot.sealed.v1"  # what the browser keeps: the record as JSON text, and the server's HMAC of it
 _MAX_ENTRIES = 1000  # a restored record larger than this is cut to its latest entries
 _MAX_TEXT = 50_000  # characters per message in a restored record
 EMPTY_RECORD = {"format": FORMAT, "messages": [], "turns": []}
@@ -150,8 +153,47 @@ def _now() -> str:
     return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
 
 
+class SealError(ValueError):
+    """A conversation from a browser that is refused: forged, altered, or larger than allowed."""
+
+
+def seal(record: dict, key: str) -> dict:
+    """The record as the browser keeps it: readable there (it is that browser's own conversation), and signed
+    with the server's key, which never leaves the server, so that no altered or made-up record is taken back."""
+    data = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+    return {"format": SEALED, "data": data, "mac": _mac(data, key)}
+
+
+def unseal(value, key: str, *, max_bytes: int, max_turns: int) -> dict:
+    """The record in a sealed value from a browser. Checked in the order that costs least: its shape and size
+    (before anything is parsed), its signature, then the number of turns. O(size); raises SealError."""
+    if not isinstance(value, dict) or value.get("format") != SEALED:
+        raise SealError("not a sealed conversation")
+    data, mac = value.get("data"), value.get("mac")
+    if not isinstance(data, str) or not isinstance(mac, str):
+        raise SealError("a sealed conversation without its data or signature")
+    if len(data) > max_bytes:  # characters: at least as many bytes
+        raise SealError(f"a saved conversation of {len(data) // 1024} KB, over the {max_bytes // 1024} KB allowed")
+    if not hmac.compare_digest(mac, _mac(data, key)):
+        raise SealError("a saved conversation whose signature does not match: altered or forged")
+    record = json.loads(data)
+    if isinstance(record, dict) and len(record.get("turns") or ()) > max_turns:
+        raise SealError(f"a saved conversation of {len(record['turns'])} turns, more than the model can hold")
+    return record
+
+
+def _mac(data: str, key: str) -> str:
+    return hmac.new(key.encode(), data.encode(), hashlib.sha256).hexdigest()
+
+
+def storage_secret(key: str) -> str:
+    """The secret Gradio encrypts the kept conversation with in the browser: it reaches the page, so it is derived
+    from the signing key one way (the key cannot be had from it), and fixed with it (a restart keeps it)."""
+    return hmac.new(key.encode(), b"browser storage", hashlib.sha256).hexdigest()[:32]
+
+
 def browser_secret(cache_dir: Path) -> str:
-    """The key that encrypts conversations kept in browsers; kept in the cache so that they survive restarts."""
+    """The key that signs conversations kept in browsers; kept in the cache so that they survive restarts."""
     path = cache_dir / "browser-state.key"
     if not path.is_file():
         cache_dir.mkdir(parents=True, exist_ok=True)

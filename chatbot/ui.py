@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
+import secrets
 import time
 import weakref
 from typing import Iterator
@@ -32,6 +33,7 @@ log = logging.getLogger(__name__)
 OFFLINE_MARK = " (offline)"  # the voice menu's entry for the offline voice, while it speaks instead
 
 
+_MIN_TOKENS_PER_TURN = 8  # a turn takes at least this many tokens of the context (its template alone ~6)
 _MARKUP = re.compile(r"([!-/:-@\[-`{-~])")  # ASCII punctuation: each may be backslash-escaped in Markdown
 
 
@@ -145,10 +147,11 @@ def _to_file(updates: Iterator[TurnUpdate], session: ChatSession, interval_s: fl
 class _Handlers:
     """The functions Gradio calls on each event. Each session's state is a ChatSession in a gr.State."""
 
-    def __init__(self, assistant: Assistant, stream_interval_s: float, links: LiveLinks):
+    def __init__(self, assistant: Assistant, stream_interval_s: float, links: LiveLinks, browser_key: str):
         self.assistant = assistant
         self.interval_s = stream_interval_s
         self.links = links
+        self.browser_key = browser_key  # signs the conversation each browser keeps (transcript.seal)
         # The browser tabs now open, by Gradio session: when one closes (its heartbeat stops), its turn stops.
         self.open_tabs: weakref.WeakValueDictionary[str, ChatSession] = weakref.WeakValueDictionary()
 
@@ -229,18 +232,18 @@ class _Handlers:
         if session is not None:
             session.stop()
 
-    @staticmethod
-    def clear(session: ChatSession | None):
+    def clear(self, session: ChatSession | None):
         if session is not None:
             session.clear()
-        return session, [], transcript.EMPTY_RECORD  # (None would not replace what the browser keeps)
+        # (None would not replace what the browser keeps)
+        return session, [], transcript.seal(transcript.EMPTY_RECORD, self.browser_key)
 
     def restore(self, record, voice, rate_percent, language, speak, autoplay, request: gr.Request):
         """A page (re)load: the conversation this browser kept comes back, text and transcripts; the live bar
         learns its link's key, and its link the page's settings."""
         session = self.assistant.new_session()
         if record is not None:
-            transcript.restore(session, record)
+            self._take_back(session, record, request)
         self.open_tabs[request.session_hash] = session
         link = self.links.link_of(session)
         self._remember_settings(link, voice, rate_percent, language, speak, autoplay)
@@ -254,9 +257,20 @@ class _Handlers:
             if session.live is not None:
                 session.live.close()
 
-    @staticmethod
-    def remember(session: ChatSession | None):
-        return transcript.to_record(session) if session is not None else None
+    def _take_back(self, session: ChatSession, sealed, request: gr.Request) -> None:
+        """The conversation this browser kept, if the server signed it and it is within bounds; else a new one."""
+        limits, generator = self.assistant.limits, self.assistant.engines.generator
+        try:
+            record = transcript.unseal(sealed, self.browser_key, max_bytes=limits.max_saved_kb * 1024,
+                                       max_turns=generator.context_window // _MIN_TOKENS_PER_TURN)
+        except (transcript.SealError, ValueError) as e:
+            log.warning("not restoring the conversation a browser sent (%s): %s",
+                        request.client.host if request and request.client else "?", e)
+            return
+        transcript.restore(session, record)
+
+    def remember(self, session: ChatSession | None):
+        return transcript.seal(transcript.to_record(session), self.browser_key) if session is not None else None
 
     def download(self, session: ChatSession | None):
         if session is None or not session.exchanges:
@@ -346,14 +360,15 @@ def _wire_controls(page: Page, handlers: _Handlers) -> None:
 
 def build_ui(assistant: Assistant, *, title: str = "Voice Chatbot", browser_secret: str | None = None,
              stream_interval_s: float = 0.0) -> gr.Blocks:
-    """`browser_secret` encrypts the conversation each browser keeps; a fixed one lets it outlive a restart.
+    """`browser_secret` signs the conversation each browser keeps; a fixed one lets it outlive a restart.
     `stream_interval_s` paces streamed text (0: every token)."""
     links = LiveLinks(assistant.live_link)
-    handlers = _Handlers(assistant, stream_interval_s, links)
+    key = browser_secret or secrets.token_urlsafe(32)
+    handlers = _Handlers(assistant, stream_interval_s, links, key)
     # Gradio keeps its own copies of served files: they expire like the store's, checked twice per lifetime.
     max_age = int(assistant.store.max_age_s)
     with gr.Blocks(title=title, delete_cache=(max(30, min(600, max_age // 2)), max_age)) as demo:
-        page = layout(assistant.engines, title=title, browser_secret=browser_secret, links=links,
+        page = layout(assistant.engines, title=title, storage_secret=transcript.storage_secret(key), links=links,
                       default_rate=assistant.default_rate_percent, default_language=assistant.default_language)
         _wire_api(page, handlers)
         _wire_turns(page, handlers)
