@@ -88,6 +88,17 @@ def open_settings(page) -> None:
         page.wait_for_selector("#clear", state="visible", timeout=10_000)
 
 
+def send_in_new_page(chromium, url: str, text: str):
+    """A fresh page of the app at `url` with `text` sent from its message box; (context, page)."""
+    context = chromium.new_context()
+    page = context.new_page()
+    page.goto(url)
+    page.wait_for_selector("#message textarea", timeout=60_000)
+    page.locator("#message textarea").fill(text)
+    page.locator("#message textarea").press("Enter")
+    return context, page
+
+
 def wait_for_reply(page) -> None:
     """Until the turn is over: Send is back."""
     page.wait_for_function("() => document.querySelectorAll('#chat .message-row.bot-row').length > 0",
@@ -213,12 +224,7 @@ def test_closing_the_tab_mid_reply_stops_generation_and_speech(chromium, cfg, en
     generator, _ = build_generator(long_llm, "cpu", cfg.cache_path)
     long_engines = Engines(engines.device, engines.transcriber, generator, engines.speaker)
     with running_app(dataclasses.replace(cfg, llm=long_llm), long_engines) as (demo, assistant):
-        context = chromium.new_context()
-        page = context.new_page()
-        page.goto(demo.local_url)
-        page.wait_for_selector("#message textarea", timeout=60_000)
-        page.locator("#message textarea").fill("Tell me a long story about a dragon and a knight.")
-        page.locator("#message textarea").press("Enter")
+        context, page = send_in_new_page(chromium, demo.local_url, "Tell me a long story about a dragon and a knight.")
         page.wait_for_function("() => document.querySelector('#progress').innerText.includes('Thinking')",
                                timeout=60_000)
         page.wait_for_function("() => [...document.querySelectorAll('#chat .message-row.bot-row')]"

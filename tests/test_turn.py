@@ -135,7 +135,8 @@ def test_any_text_is_a_message_kept_exactly_as_written(assistant, text):
 def test_limits_refuse_long_text_cut_long_audio_and_slow_down_a_flood(assistant, piper, tmp_path):
     from chatbot.config import LimitsConfig
 
-    assistant.limits = LimitsConfig(max_text_chars=40, min_audio_s=0.3, max_audio_s=1.0, turns_per_minute=2)
+    assistant.limits = LimitsConfig(max_text_chars=40, min_audio_s=0.3, max_audio_s=1.0, turns_per_minute=2,
+                                    max_saved_kb=256)
     session = assistant.new_session()
     (refused,) = list(assistant.text_turn(session, "word " * 20))
     assert refused.stage == "failed" and "the limit is 40" in refused.notice and session.messages == []
