@@ -100,7 +100,7 @@ def create_app(cfg: Config, engines=None):
 
 
 def guard_settings(server: ServerConfig, login: bool) -> dict:
-    """launch() arguments: every request body capped (413 beyond server.max_request_kb, uploads
+    """launch() arguments: every request body capped (413 beyond server.max_request_kb; uploads a few times
     server.max_upload_mb); with a login, failed logins throttled per client address and the rule said on the
     login page (unless server.login_attempts is 0)."""
     from starlette.middleware import Middleware

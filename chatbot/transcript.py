@@ -174,7 +174,7 @@ def unseal(value, key: str, *, max_bytes: int, max_turns: int) -> dict:
         raise SealError("a sealed conversation without its data or signature")
     if len(data) > max_bytes:  # characters: at least as many bytes
         raise SealError(f"a saved conversation of {len(data) // 1024} KB, over the {max_bytes // 1024} KB allowed")
-    if not hmac.compare_digest(mac, _mac(data, key)):
+    if not hmac.compare_digest(mac.encode(), _mac(data, key).encode()):  # bytes: any text a forger sends
         raise SealError("a saved conversation whose signature does not match: altered or forged")
     record = json.loads(data)
     if isinstance(record, dict) and len(record.get("turns") or ()) > max_turns:

@@ -29,6 +29,7 @@ def test_a_sealed_conversation_comes_back_as_it_was():
     lambda v: seal(json.loads(v["data"]), "another key"),  # signed by someone else
     lambda v: json.loads(v["data"]),  # the bare record, unsigned (what a forger would send)
     lambda v: {**v, "mac": None},
+    lambda v: {**v, "mac": "é" * 64},  # not ASCII: compared as bytes, refused like any other
     lambda v: "a string",
 ])
 def test_an_altered_or_forged_conversation_is_refused(forge):
