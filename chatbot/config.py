@@ -41,8 +41,8 @@ class ServerConfig:
     max_upload_mb: int  # uploads above this are refused by the server before they are read
     max_request_kb: int  # any other request body above this is refused (413) before it is read
     log_repeats: int  # log lines of one kind let through per log_repeat_window_s (0: no limit)
-    trusted_proxies: tuple[str, ...]  # whose X-Forwarded-For is believed; (): none, the TCP peer is the client
     log_repeat_window_s: float
+    trusted_proxies: tuple[str, ...]  # whose X-Forwarded-For is believed; (): none, the TCP peer is the client
     auth_user: str  # "" = no login
     auth_password: str  # never logged
     login_attempts: int  # with a login: attempts per client address within login_window_s that may fail (0: no limit)

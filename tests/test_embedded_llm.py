@@ -54,12 +54,11 @@ def test_right_answers(qwen, cfg, question, expected):
 
 def test_a_question_in_portuguese_is_answered_in_portuguese(qwen, cfg):
     from chatbot.language import language_of
-    from chatbot.turn import _language_line
 
     conversation = Conversation(cfg.llm.system_prompt)
     conversation.commit("What is the capital of Italy?", "The capital of Italy is Rome.")
     question = "Qual é a capital do Brasil e qual é a língua que se fala lá?"
-    line = _language_line(conversation, question)
+    line = conversation.language_line(question)
     assert line == "Portuguese"
     messages = conversation.prompt(question, qwen.count_tokens, qwen.context_window - 64, reply_in=line)
     reply = "".join(qwen.stream(messages))

@@ -44,15 +44,13 @@ def test_the_prompt_names_the_language_and_strict_leaves_out_turns_in_another():
 
 
 def test_a_language_line_only_where_the_model_needs_one_and_it_stays_in_later_prompts():
-    from chatbot.turn import _language_line
-
     conversation = Conversation("Be brief.")
-    assert _language_line(conversation, "What is the capital of Italy?") is None  # English after nothing
-    assert _language_line(conversation, "Qual é a capital da Itália e do Brasil?") == "Portuguese"
+    assert conversation.language_line("What is the capital of Italy?") is None  # English after nothing
+    assert conversation.language_line("Qual é a capital da Itália e do Brasil?") == "Portuguese"
     conversation.commit("What is the capital of Italy?", "The capital of Italy is Rome.")
-    assert _language_line(conversation, "And what is the capital of Spain?") is None  # English after English
+    assert conversation.language_line("And what is the capital of Spain?") is None  # English after English
     conversation.commit("Translate 'good night' into French.", "Bonne nuit, c'est la traduction de la phrase.")
-    assert _language_line(conversation, "Why is the sky blue?") == "English"  # after a French answer
+    assert conversation.language_line("Why is the sky blue?") == "English"  # after a French answer
     # The line a turn was asked with stays in the prompts after it: the processed prefix stays valid.
     conversation.commit("Why is the sky blue?", "Because sunlight is scattered by the air.", "English")
     before = conversation.prompt("Why is the sea blue?", count_words, 1000)

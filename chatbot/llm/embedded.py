@@ -11,7 +11,8 @@
 llama.cpp (the CPU engine) reads the GGUF as it is. The transformers, ONNX Runtime GenAI and OpenVINO engines
 need transformers weights: `prepare_embedded_llm` de-quantises the GGUF once and keeps the folder.
 
-`python -m chatbot.llm.embedded fetch [KEY] [CACHE_DIR]` fetches a model ahead of the first start (setup.sh).
+`python -m chatbot.llm.embedded fetch [KEY] [CACHE_DIR]` fetches a model (the configured one unless named) ahead
+of the first start (setup.sh).
 """
 
 from __future__ import annotations
@@ -114,16 +115,21 @@ def _stat_id(path: Path) -> dict:
     return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
+def _verification(model: EmbeddedLLM, path: Path) -> dict:
+    """What the marker beside a checked file says: the checksum it had, at this size and change time."""
+    return {"sha256": model.sha256, **_stat_id(path)}
+
+
 def _verified(model: EmbeddedLLM, path: Path) -> bool:
     """The joined file is the one recorded: checked by SHA-256 once, then by size and change time."""
     if not path.is_file():
         return False
     marker = _marker(path)
-    if marker.is_file() and json.loads(marker.read_text()) == {"sha256": model.sha256, **_stat_id(path)}:
+    if marker.is_file() and json.loads(marker.read_text()) == _verification(model, path):
         return True
     if path.stat().st_size != model.size or _sha256(path) != model.sha256:
         return False
-    marker.write_text(json.dumps({"sha256": model.sha256, **_stat_id(path)}))
+    marker.write_text(json.dumps(_verification(model, path)))
     return True
 
 
@@ -153,7 +159,7 @@ def join_parts(model: EmbeddedLLM, wheels: list[Path], target: Path) -> Path:
     except BaseException:
         Path(staging).unlink(missing_ok=True)
         raise
-    _marker(target).write_text(json.dumps({"sha256": model.sha256, **_stat_id(target)}))
+    _marker(target).write_text(json.dumps(_verification(model, target)))
     return target
 
 
@@ -270,16 +276,16 @@ def prepare_embedded_llm(cache_dir: Path, key: str = DEFAULT_MODEL) -> Path:
 
 
 def main(argv: list[str]) -> int:
+    """`fetch [MODEL] [CACHE_DIR]`: the configured model and cache unless named."""
     if len(argv) < 1 or argv[0] != "fetch":
         print("usage: python -m chatbot.llm.embedded fetch [MODEL] [CACHE_DIR]", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    key = argv[1] if len(argv) > 1 else DEFAULT_MODEL
-    cache_dir = Path(argv[2]) if len(argv) > 2 else None
-    if cache_dir is None:
-        from chatbot.config import load_config
+    from chatbot.config import load_config
 
-        cache_dir = load_config().cache_path
+    cfg = load_config()
+    key = argv[1] if len(argv) > 1 else cfg.llm.embedded_model
+    cache_dir = Path(argv[2]) if len(argv) > 2 else cfg.cache_path
     try:
         print(embedded_gguf(key, cache_dir))
     except EmbeddedModelError as e:

@@ -33,6 +33,7 @@ import httpx
 
 from audio.packages import require
 from chatbot.llm.base import GenerationSettings, Message, ReplyError
+from chatbot.llm.model_cache import split_hub_spec
 from chatbot.llm.threaded import Emit, stream_in_thread
 
 if TYPE_CHECKING:
@@ -84,7 +85,7 @@ class LlamaCppGenerator:
         self._http = httpx.Client(base_url=self._server.listening_address,
                                   headers={"Authorization": f"Bearer {self._key}"}, timeout=30)
         device = "cpu" if gpu_layers == 0 else "gpu"
-        self.description = f"{name} · {device} llama.cpp {_quantisation(gguf)}".rstrip()
+        self.description = f"{name} · {device} llama.cpp {_quantisation(gguf)}"
 
     # -- prompt size ---------------------------------------------------------------------------------------
 
@@ -158,10 +159,10 @@ def gguf_file(source: str | Path) -> Path:
         return path
     from huggingface_hub import hf_hub_download
 
-    parts = str(source).strip("/").split("/")
-    if len(parts) < 3 or not parts[-1].endswith(".gguf"):
+    repo_id, file_name = split_hub_spec(str(source))
+    if not file_name.endswith(".gguf"):
         raise FileNotFoundError(f"{source}: the llama.cpp engine takes a .gguf file, or owner/repo/file.gguf")
-    return Path(hf_hub_download("/".join(parts[:2]), "/".join(parts[2:])))
+    return Path(hf_hub_download(repo_id, file_name))
 
 
 def load(source: str | Path, name: str, cfg: LLMConfig, device: str, settings: GenerationSettings,
