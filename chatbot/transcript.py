@@ -157,11 +157,26 @@ class SealError(ValueError):
     """A conversation from a browser that is refused: forged, altered, or larger than allowed."""
 
 
-def seal(record: dict, key: str) -> dict:
+def seal(record: dict, key: str, *, max_bytes: int, max_turns: int) -> dict:
     """The record as the browser keeps it: readable there (it is that browser's own conversation), and signed
-    with the server's key, which never leaves the server, so that no altered or made-up record is taken back."""
-    data = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+    with the server's key, which never leaves the server, so that no altered or made-up record is taken back.
+    A conversation past the bounds `unseal` keeps is saved from its newest part that fits them, so that a reload
+    brings back its latest turns rather than refusing it whole."""
+    record = {**record, "turns": record["turns"][-max_turns:] if max_turns else []}
+    data = _dumps(record)
+    while len(data) > max_bytes and record["messages"]:
+        messages, turns = record["messages"], record["turns"]
+        drop = max(1, len(messages) // 10)  # the oldest tenth, then again: a few passes at most
+        kept = messages[drop:]
+        while kept and kept[0]["role"] != "user":  # it starts with a message of the user's
+            kept = kept[1:]
+        record = {**record, "messages": kept, "turns": turns[max(1, len(turns) // 10):] if turns else turns}
+        data = _dumps(record)
     return {"format": SEALED, "data": data, "mac": _mac(data, key)}
+
+
+def _dumps(record: dict) -> str:
+    return json.dumps(record, ensure_ascii=False, separators=(",", ":"))
 
 
 def unseal(value, key: str, *, max_bytes: int, max_turns: int) -> dict:

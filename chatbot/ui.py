@@ -236,7 +236,7 @@ class _Handlers:
         if session is not None:
             session.clear()
         # (None would not replace what the browser keeps)
-        return session, [], transcript.seal(transcript.EMPTY_RECORD, self.browser_key)
+        return session, [], transcript.seal(transcript.EMPTY_RECORD, self.browser_key, **self._saved_bounds())
 
     def restore(self, record, voice, rate_percent, language, speak, autoplay, request: gr.Request):
         """A page (re)load: the conversation this browser kept comes back, text and transcripts; the live bar
@@ -257,12 +257,15 @@ class _Handlers:
             if session.live is not None:
                 session.live.close()
 
+    def _saved_bounds(self) -> dict:
+        """What a conversation kept in a browser may hold: limits.max_saved_kb, and the turns the context holds."""
+        return {"max_bytes": self.assistant.limits.max_saved_kb * 1024,
+                "max_turns": self.assistant.engines.generator.context_window // _MIN_TOKENS_PER_TURN}
+
     def _take_back(self, session: ChatSession, sealed, request: gr.Request) -> None:
         """The conversation this browser kept, if the server signed it and it is within bounds; else a new one."""
-        limits, generator = self.assistant.limits, self.assistant.engines.generator
         try:
-            record = transcript.unseal(sealed, self.browser_key, max_bytes=limits.max_saved_kb * 1024,
-                                       max_turns=generator.context_window // _MIN_TOKENS_PER_TURN)
+            record = transcript.unseal(sealed, self.browser_key, **self._saved_bounds())
         except transcript.SealError as e:
             log.warning("not restoring the conversation a browser sent (%s): %s",
                         request.client.host if request and request.client else "?", e)
@@ -270,7 +273,9 @@ class _Handlers:
         transcript.restore(session, record)
 
     def remember(self, session: ChatSession | None):
-        return transcript.seal(transcript.to_record(session), self.browser_key) if session is not None else None
+        if session is None:
+            return None
+        return transcript.seal(transcript.to_record(session), self.browser_key, **self._saved_bounds())
 
     def download(self, session: ChatSession | None):
         if session is None or not session.exchanges:
